@@ -1,0 +1,77 @@
+"""Progress reporting and divergence checks shared by the numpy and TensorFlow training loops.
+
+On a terminal a tqdm bar shows the running loss; under DVC (no terminal) a handful of plain
+summary lines are printed instead, so logs stay short.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from rnnlab.errors import DivergenceError
+
+N_SUMMARY_LINES = 5
+
+
+class TrainingMonitor:
+    """Tracks the loss of a training run, reports progress and stops it on divergence.
+
+    Args:
+        total_steps: number of optimisation steps the run will take.
+        desc: short name shown in the bar and the summary lines (e.g. "numpy_rnn").
+        learning_rate: quoted in the divergence message.
+        smoothing: weight of the newest loss in the running (exponential) average.
+    """
+
+    def __init__(self, total_steps: int, desc: str, learning_rate: float, smoothing: float = 0.05):
+        self.total_steps = int(total_steps)
+        self.desc = desc
+        self.learning_rate = learning_rate
+        self.smoothing = smoothing
+        self.running_loss = None
+        self._bar = None
+        self._next_summary = 0
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total_steps, desc=desc, unit="step", leave=False)
+
+    def update(self, step: int, loss: float, n_steps: int = 1) -> None:
+        """Record the loss after `step` (0-based); `n_steps` steps were taken since the last call."""
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"{self.desc}: training diverged at step {step + 1} (loss is {loss}) with "
+                f"learning rate {self.learning_rate:g}. Try a smaller learning rate or "
+                f"gradient clipping (clip_norm > 0); no metrics were written for this run."
+            )
+        if self.running_loss is None:
+            self.running_loss = loss
+        else:
+            self.running_loss += self.smoothing * (loss - self.running_loss)
+        if self._bar is not None:
+            self._bar.update(n_steps)
+            self._bar.set_postfix(loss=f"{self.running_loss:.4f}", refresh=False)
+        elif step + 1 >= self._next_summary or step + 1 == self.total_steps:
+            print(f"{self.desc}: step {step + 1}/{self.total_steps}  loss {self.running_loss:.4f}",
+                  file=sys.stderr, flush=True)
+            self._next_summary += max(1, self.total_steps // N_SUMMARY_LINES)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def check_finite_arrays(arrays, desc: str, step: int, learning_rate: float) -> None:
+    """Raise DivergenceError if any array (numpy-like) holds a NaN or Inf."""
+    import numpy as np
+
+    for name, array in arrays:
+        if not np.all(np.isfinite(array)):
+            raise DivergenceError(
+                f"{desc}: weight '{name}' became NaN/Inf at step {step + 1} with learning rate "
+                f"{learning_rate:g}. Try a smaller learning rate or gradient clipping "
+                f"(clip_norm > 0); no metrics were written for this run."
+            )

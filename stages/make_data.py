@@ -1,0 +1,20 @@
+"""Stage data@<kind>: generate the train and test splits of one dataset (copy_task, memory, sine)
+from its section of params.yaml."""
+
+import sys
+
+from rnnlab.cli import run_stage
+from rnnlab.config import read_params, validate
+
+
+def main() -> str:
+    params = validate(read_params())  # before any heavy import or work
+    from rnnlab.datasets import DATASETS, write_dataset  # numpy only; never TensorFlow
+
+    spec = DATASETS[sys.argv[1]]
+    sizes = write_dataset(sys.argv[1], params[spec.section])
+    return f"wrote {sizes['train']} train / {sizes['test']} test sequences to {spec.folder}/"
+
+
+if __name__ == "__main__":
+    run_stage(f"data@{sys.argv[1]}", main)
