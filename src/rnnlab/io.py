@@ -68,7 +68,7 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str,
     with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
         for name in sorted(payload):
             buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.ascontiguousarray(payload[name]),
+            np.lib.format.write_array(buffer, np.require(payload[name], requirements="C"),
                                       allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
@@ -87,8 +87,8 @@ def load_arrays(path: str | Path, stage: str) -> tuple[dict[str, np.ndarray], di
     except Exception as exc:  # zip, header and pickle errors all mean the same to the user
         raise DataError(f"{path}: file is truncated or corrupt ({type(exc).__name__}); {fix}") from None
     try:
-        meta = json.loads(str(arrays.pop(META_KEY)))
-    except (KeyError, ValueError):
+        meta = json.loads(arrays.pop(META_KEY).item())
+    except (KeyError, ValueError, TypeError):
         raise DataError(f"{path}: not an rnnlab file (no format record); {fix}") from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{path}: format version {meta.get('format_version')!r}, expected "
