@@ -1,0 +1,109 @@
+"""`make compare`: RNN vs LSTM and random vs identity init as named DVC experiments.
+
+Runs the experiments in the workspace with `dvc exp run -n NAME -S key=value`, replacing older
+experiments of the same names, then prints `dvc exp show` (the columns that matter),
+`dvc metrics diff` for both pairs, and writes `dvc plots diff rnn lstm` as an offline page.
+
+The experiments that equal the defaults run first; before each other one the workspace is
+reset to that baseline with `dvc exp apply`, so every run re-trains only the stages whose
+params it changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from rnnlab.config import read_params, validate
+
+# name -> overrides (params.yaml key -> value), compared in pairs below.
+EXPERIMENTS = {
+    "lstm": {"tf_model.cell": "lstm"},
+    "rnn": {"tf_model.cell": "rnn", "tf_model.match_params": True},
+    "random-init": {"numpy_rnn.init": "random"},
+    "irnn": {"numpy_rnn.init": "identity"},
+}
+PAIRS = [("rnn", "lstm"), ("random-init", "irnn")]
+SHOW_COLUMNS = ("Experiment|test_accuracy|test_mse_free_running|test_mse_one_step|n_params|"
+                "train_seconds|tf_model.cell|tf_model.hidden|numpy_rnn.init|numpy_rnn.learning_rate")
+
+
+def _dvc() -> str:
+    return shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+
+
+def dvc(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
+    """Run one dvc command (argument list, never a shell string built from params)."""
+    if not quiet:
+        print(f"$ dvc {' '.join(args)}", flush=True)
+    out = subprocess.DEVNULL if quiet else None
+    return subprocess.run([_dvc(), *args], check=check, stdout=out, stderr=out)
+
+
+def _lookup(params: dict, dotted: str):
+    section, key = dotted.split(".")
+    return params[section][key]
+
+
+def run_order(params: dict, experiments: dict[str, dict]) -> list[str]:
+    """Experiments equal to the defaults first (they re-run nothing after `dvc repro`)."""
+    def changes(name: str) -> int:
+        return sum(_lookup(params, k) != v for k, v in experiments[name].items())
+    return sorted(experiments, key=changes)
+
+
+def set_args(overrides: dict) -> list[str]:
+    args = []
+    for key, value in overrides.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        args += ["-S", f"{key}={text}"]
+    return args
+
+
+def run_experiments(experiments: dict[str, dict], params: dict) -> None:
+    order = run_order(params, experiments)
+    for name in order:  # re-running replaces the old experiments of the same names
+        dvc("exp", "remove", name, check=False, quiet=True)
+    baseline = order[0]
+    for name in order:
+        if name != baseline:
+            dvc("exp", "apply", baseline)
+        dvc("exp", "run", "-n", name, *set_args(experiments[name]))
+    dvc("exp", "apply", baseline)  # leave the workspace at the defaults
+
+
+def report(pairs: list[tuple[str, str]], out_dir: str) -> None:
+    names = sorted({n for pair in pairs for n in pair})
+    keep = ["--drop", ".*", "--keep", SHOW_COLUMNS]
+    dvc("exp", "show", "--no-pager", "--hide-workspace", "--precision", "4", *keep)
+    for a, b in pairs:
+        dvc("metrics", "diff", a, b, "--precision", "4")
+    from rnnlab.plots_page import render
+
+    a, b = pairs[0]
+    page = render([a, b], f"{out_dir}/{a}_vs_{b}")
+    print(f"compare: experiments {', '.join(names)} done; `dvc plots diff {a} {b}` "
+          f"(offline page): {page}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run and compare the rnn/lstm and init experiments.")
+    parser.add_argument("--out", default="dvc_plots", help="folder for the plots page")
+    args = parser.parse_args(argv)
+    from rnnlab.errors import RnnlabError
+
+    try:
+        params = validate(read_params())
+        run_experiments(EXPERIMENTS, params)
+        report(PAIRS, args.out)
+    except RnnlabError as exc:
+        sys.exit(f"compare: error: {exc}")
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"compare: `dvc {' '.join(exc.cmd[1:])}` failed with exit {exc.returncode}")
+
+
+if __name__ == "__main__":
+    main()
