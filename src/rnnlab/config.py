@@ -101,7 +101,7 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     "memory_task": {"seed": SEED, "vocab_size": VOCAB, "to_remember_len": count(),
                     "blank_separation_len": count(0), "n_train": count(), "n_test": count()},
     "tf_model": {"cell": choice("rnn", "lstm"), "hidden": count(), "match_params": FLAG,
-                 "init": choice("random", "identity"), "optimizer": choice("adam", "sgd"),
+                 "init": choice("random", "identity"), "optimizer": choice("adam", "momentum"),
                  "clip_norm": NON_NEGATIVE, "seed": SEED},
     "tf_sine": {"epochs": count(), "batch_size": count(), "learning_rate": positive()},
     "tf_memory": {"epochs": count(), "batch_size": count(), "learning_rate": positive()},
