@@ -78,7 +78,7 @@ def run_experiments(experiments: dict[str, dict], params: dict) -> None:
 def report(pairs: list[tuple[str, str]], out_dir: str) -> None:
     names = sorted({n for pair in pairs for n in pair})
     keep = ["--drop", ".*", "--keep", SHOW_COLUMNS]
-    dvc("exp", "show", "--no-pager", "--hide-workspace", "--precision", "4", *keep)
+    dvc("exp", "show", "--no-pager", "--hide-workspace", "--md", "--precision", "4", *keep)
     for a, b in pairs:
         dvc("metrics", "diff", a, b, "--precision", "4")
     from rnnlab.plots_page import render
