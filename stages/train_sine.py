@@ -26,7 +26,8 @@ def main() -> str:
     history = tf_train.train(model, tf_rnn.get_loss_sin, train[:, :-1, None], train[:, 1:],
                              epochs=t.epochs, batch_size=t.batch_size,
                              learning_rate=t.learning_rate, optimizer=m.optimizer,
-                             clip_norm=m.clip_norm, seed=m.seed, desc=f"sine/{m.cell}")
+                             clip_norm=m.clip_norm, seed=m.seed, desc=f"sine/{m.cell}",
+                             input_noise=t.input_noise, decay_to=t.lr_decay_to)
     seconds = time.perf_counter() - start
     result = tf_train.evaluate_sine(model, test, task["n_given"], task["n_generated"])
     metrics = {"test_mse_one_step": result["test_mse_one_step"],

@@ -103,7 +103,9 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     "tf_model": {"cell": choice("rnn", "lstm"), "hidden": count(), "match_params": FLAG,
                  "init": choice("random", "identity"), "optimizer": choice("adam", "momentum"),
                  "clip_norm": NON_NEGATIVE, "seed": SEED},
-    "tf_sine": {"epochs": count(), "batch_size": count(), "learning_rate": positive()},
+    "tf_sine": {"epochs": count(), "batch_size": count(), "learning_rate": positive(),
+                "input_noise": NON_NEGATIVE,
+                "lr_decay_to": Rule(float, minimum=0.0, exclusive_min=True, maximum=1.0)},
     "tf_memory": {"epochs": count(), "batch_size": count(), "learning_rate": positive()},
 }
 
