@@ -91,7 +91,7 @@ SCHEMA: dict[str, dict[str, Rule]] = {
                             "max_seq_len": count(), "clip_norm": positive()},
     "copy_task": {"seed": SEED, "vocab_size": VOCAB, "to_remember_len": count(),
                   "n_train": count(), "n_test": count()},
-    "numpy_rnn": {"hidden": count(), "init": choice("identity", "random"),
+    "numpy_rnn": {"hidden": count(), "init": choice("identity", "random", "orthogonal"),
                   "optimizer": choice("adam", "sgd"), "learning_rate": positive(),
                   "batch_size": count(), "steps": count(), "clip_norm": NON_NEGATIVE,
                   "seed": SEED},
