@@ -26,9 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[1]
 
 from common import matmul_gflops  # noqa: E402
 from rnnlab import numpy_train  # noqa: E402
+from rnnlab.config import read_params, validate  # noqa: E402
+from rnnlab.datasets import make_dataset  # noqa: E402
 from rnnlab.numpy_rnn import blas_threads  # noqa: E402
 from rnnlab.numpy_train import Adam, RNNClassifier, evaluate_recall, train_step  # noqa: E402
 
@@ -124,16 +127,18 @@ def run_cases(repeats: int = 20) -> list[dict]:
     return rows
 
 
-def time_to_accuracy(init: str = "random", target: float = 0.90, eval_every: int = 500,
-                     max_seconds: float = 120.0, data_seed: int = 0) -> float:
-    """Seconds of training (evaluation excluded) until the numpy RNN with the tuned defaults
-    numpy_train.TUNED[init] first reaches `target` recall accuracy on the L = 13 copy task,
-    evaluated on N_TEST sequences every `eval_every` steps; inf if it does not within
-    `max_seconds` of training or the tuned number of steps."""
-    cfg = numpy_train.TUNED[init]
-    xtr, ytr, xte, yte = numpy_train.copy_task_data(data_seed)
-    model = RNNClassifier(numpy_train.VOCAB_SIZE, cfg["hidden"], init=cfg["init"],
-                          rng=cfg["seed"])
+def time_to_accuracy(init: str | None = None, target: float = 0.90, eval_every: int = 500,
+                     max_seconds: float = 120.0) -> float:
+    """Seconds of training (evaluation excluded) until the numpy RNN at the defaults of
+    params.yaml (copy_task, numpy_rnn; `init` overrides numpy_rnn.init) first reaches `target`
+    recall accuracy, evaluated on the test split every `eval_every` steps; inf if it does not
+    within `max_seconds` of training or numpy_rnn.steps."""
+    params = validate(read_params(REPO / "params.yaml"))
+    task, cfg = params["copy_task"], dict(params["numpy_rnn"])
+    cfg["init"] = init or cfg["init"]
+    splits = make_dataset("copy_task", task)
+    (xtr, ytr), (xte, yte) = ((splits[s]["inputs"], splits[s]["targets"]) for s in ("train", "test"))
+    model = RNNClassifier(task["vocab_size"], cfg["hidden"], init=cfg["init"], rng=cfg["seed"])
     start = time.perf_counter()
     eval_seconds = 0.0
     reached = []
@@ -142,7 +147,7 @@ def time_to_accuracy(init: str = "random", target: float = 0.90, eval_every: int
         nonlocal eval_seconds
         t0 = time.perf_counter()
         train_seconds = t0 - start - eval_seconds
-        acc = evaluate_recall(model, xte, yte, numpy_train.RECALL_START)["test_accuracy"]
+        acc = evaluate_recall(model, xte, yte, task["to_remember_len"] + 1)["test_accuracy"]
         eval_seconds += time.perf_counter() - t0
         if acc >= target:
             reached.append(train_seconds)
@@ -151,7 +156,7 @@ def time_to_accuracy(init: str = "random", target: float = 0.90, eval_every: int
     numpy_train.train_classifier(
         model, xtr, ytr, optimizer=cfg["optimizer"], learning_rate=cfg["learning_rate"],
         batch_size=cfg["batch_size"], steps=cfg["steps"],
-        clip_norm=cfg["clip_norm"], seed=cfg["seed"], desc=f"time_to_accuracy[{init}]",
+        clip_norm=cfg["clip_norm"], seed=cfg["seed"], desc=f"time_to_accuracy[{cfg['init']}]",
         callback=check, callback_every=eval_every)
     return reached[0] if reached else float("inf")
 

@@ -81,17 +81,21 @@ def dataset_path(kind: str, split: str, root: str | Path = ".") -> Path:
     return Path(root) / DATASETS[kind].folder / f"{split}.npz"
 
 
-def write_dataset(kind: str, params: dict[str, Any], root: str | Path = ".") -> dict[str, int]:
-    """Generate the train and test splits from `params` (its section of params.yaml) and write
-    them. Train and test use independent streams of the seed, so resizing one leaves the other.
+def make_dataset(kind: str, params: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+    """Generate the train and test splits from `params` (its section of params.yaml).
 
-    Returns the number of sequences written per split.
+    Train and test use independent streams of the seed, so resizing one leaves the other.
     """
     spec = DATASETS[kind]
-    train_seed, test_seed = np.random.SeedSequence(params["seed"]).spawn(2)
+    seeds = np.random.SeedSequence(params["seed"]).spawn(len(SPLITS))
+    return {split: spec.make(params, split, np.random.default_rng(seed))
+            for split, seed in zip(SPLITS, seeds)}
+
+
+def write_dataset(kind: str, params: dict[str, Any], root: str | Path = ".") -> dict[str, int]:
+    """Generate both splits and write them; returns the number of sequences per split."""
     sizes = {}
-    for split, seed in zip(SPLITS, (train_seed, test_seed)):
-        arrays = spec.make(params, split, np.random.default_rng(seed))
+    for split, arrays in make_dataset(kind, params).items():
         save_arrays(dataset_path(kind, split, root), arrays,
                     {"kind": kind, "split": split, "params": params})
         sizes[split] = len(next(iter(arrays.values())))

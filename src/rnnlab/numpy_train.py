@@ -5,7 +5,6 @@
 - RNNClassifier = BasicRNNCell(V, H) + LinearLayer(H, V), softmax cross-entropy per step.
 - train_classifier / evaluate_recall for the copy task, gradient_check (every entry, float64)
   and exploding_gradients (sheet questions 1c/1d).
-- TUNED holds the defaults tuned on the L = 13 copy task (see its comment).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import numbers
 
 import numpy as np
 
-from rnnlab.data import copy_task
 from rnnlab.numpy_rnn import (
     BasicRNNCell,
     LinearLayer,
@@ -29,14 +27,7 @@ from rnnlab.progress import TrainingMonitor, check_finite_arrays
 N_HISTORY_POINTS = 200  # logged (step, loss) points per run
 CHECK_FINITE_EVERY = 250  # steps between NaN/Inf checks of the weights
 
-TO_REMEMBER_LEN = 13  # L of the sheet's copy task
-N_SYMBOLS = 8  # symbols 0..7, delimiter 8, blank 9
-VOCAB_SIZE = N_SYMBOLS + 2
-RECALL_START = TO_REMEMBER_LEN + 1  # the positions after the delimiter
-N_TRAIN = 20000
-N_TEST = 1000
-
-# Defaults tuned on copy_task_data(0) (L = 13, H = 50, float32, one BLAS thread) on the 2-core
+# Tuning notes for the numpy_rnn defaults in params.yaml, on the copy task (L = 13, H = 50, float32, one BLAS thread) on the 2-core
 # machine shared with a TensorFlow job. Accuracies are over the 13 recalled positions:
 # - "random" (random permutation W_hh): 0.96 after 2500 steps (~5 s), 0.996 after 8000 (~21 s).
 #   Adam lr 2e-3 is as fast but less steady, 5e-3 fails (0.39 after 28 s); clip 1 beats 5.
@@ -46,23 +37,7 @@ N_TEST = 1000
 #   reach 0.90 within 120 s.
 # - "orthogonal" (Haar, as Keras): at best 0.53 (6 positions perfect, the rest at chance),
 #   still stuck after 300 s; tried lr 1e-3..1e-2, clip 1/5/none, batch 32-256, gain 0.8-1.4.
-# Both kept inits therefore share Adam lr 1e-3, batch 64, global-norm clip 1.0.
-TUNED = {
-    "random": {"hidden": 50, "init": "random", "optimizer": "adam", "learning_rate": 1e-3,
-               "batch_size": 64, "steps": 8000, "clip_norm": 1.0, "seed": 0},
-    "identity": {"hidden": 50, "init": "identity", "optimizer": "adam", "learning_rate": 1e-3,
-                 "batch_size": 64, "steps": 40000, "clip_norm": 1.0, "seed": 0},
-}
-
-
-def copy_task_data(seed: int, n_train: int = N_TRAIN, n_test: int = N_TEST,
-                   to_remember_len: int = TO_REMEMBER_LEN):
-    """(train_inputs, train_targets, test_inputs, test_targets) of the copy task, (N, 2L+1)
-    uint8 ids, drawn in that order from np.random.default_rng(seed)."""
-    rng = np.random.default_rng(seed)
-    train = copy_task(n_train, to_remember_len, N_SYMBOLS, rng)
-    test = copy_task(n_test, to_remember_len, N_SYMBOLS, rng)
-    return (*train, *test)
+# Both kept inits therefore share (params.yaml: numpy_rnn) Adam lr 1e-3, batch 64, global-norm clip 1.0.
 
 
 # ----------------------------------------------------------------------------- optimisers
