@@ -59,7 +59,7 @@ BAD_VARIANTS = [
     ("copy-empty-test-set", _set("copy_task", "n_test", 0), "copy_task.n_test"),
     ("copy-typo-key", _rename("copy_task", "to_remember_len", "to_remeber_len"), "did you mean 'to_remember_len'"),
     ("numpy-negative-hidden", _set("numpy_rnn", "hidden", -5), "numpy_rnn.hidden"),
-    ("numpy-unknown-init", _set("numpy_rnn", "init", "orthogonal"), "numpy_rnn.init"),
+    ("numpy-unknown-init", _set("numpy_rnn", "init", "xavier"), "numpy_rnn.init"),
     ("numpy-unknown-optimizer", _set("numpy_rnn", "optimizer", "adamw"), "numpy_rnn.optimizer"),
     ("numpy-zero-lr", _set("numpy_rnn", "learning_rate", 0), "numpy_rnn.learning_rate"),
     ("numpy-negative-clip", _set("numpy_rnn", "clip_norm", -1.0), "numpy_rnn.clip_norm"),
