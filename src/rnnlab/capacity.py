@@ -28,7 +28,7 @@ LABELS = {"rnn": "ReLU RNN (orthogonal init)", "irnn": "IRNN (identity init)", "
 FULL = {"delays": [0, 5, 10, 20, 40, 80], "seeds": [0, 1], "overrides": {}}
 QUICK = {"delays": [0, 20], "seeds": [0, 1],
          "overrides": {"memory_task.n_train": 2000, "memory_task.n_test": 500,
-                       "tf_memory.epochs": 5}}
+                       "tf_model.hidden": 32, "tf_memory.epochs": 10}}
 PREFIX = "cap"
 
 

@@ -27,6 +27,7 @@ EXPERIMENTS = {
     "irnn": {"numpy_rnn.init": "identity"},
 }
 PAIRS = [("rnn", "lstm"), ("random-init", "irnn")]
+FIGURES = Path("docs/figures")
 # Regexes match whole column names; a metric that two files share is named "file:metric".
 SHOW_COLUMNS = ("Experiment|.*test_accuracy|.*test_mse_free_running|.*test_mse_one_step|"
                 ".*n_params|tf_model.cell|numpy_rnn.init")
@@ -86,8 +87,18 @@ def report(pairs: list[tuple[str, str]], out_dir: str) -> None:
 
     a, b = pairs[0]
     page = render([a, b], f"{out_dir}/{a}_vs_{b}")
+    keep_figures(page.parent, [a, b])
     print(f"compare: experiments {', '.join(names)} done; `dvc plots diff {a} {b}` "
           f"(offline page): {page}")
+
+
+def keep_figures(page_dir: Path, names: list[str], dest: Path = FIGURES) -> None:
+    """Copy each experiment's sine extrapolation PNG out of the plots page into docs/figures,
+    where the README shows them (the page itself is a build product, not committed)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(page_dir / "static" / f"{name}_plots_sine_extrapolation.png",
+                        dest / f"sine_extrapolation_{name}.png")
 
 
 def main(argv: list[str] | None = None) -> None:
