@@ -157,7 +157,7 @@ def _wait_for_training(project, proc: subprocess.Popen, stage_script: str) -> in
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_interrupted_training_leaves_no_partial_output(built_project, sig):
     project = built_project
-    project.set_params(numpy_rnn__steps=100000)  # long enough to be interrupted
+    project.set_params(numpy_rnn__steps=10**7)  # far longer than the test waits: it is interrupted
     try:
         proc = _start_repro(project, "train_numpy_rnn")
         pid = _wait_for_training(project, proc, "train_numpy_rnn.py")
