@@ -141,10 +141,14 @@ def _start_repro(project, *args: str) -> subprocess.Popen:
 
 
 def _wait_for_training(project, proc: subprocess.Popen, stage_script: str) -> int:
-    """Wait until the stage's python process is training; return its pid."""
+    """Wait until the stage's python process is training; return its pid.
+
+    Only processes in this repro's own session count: tests running in parallel
+    elsewhere may be running the same stage script in their own projects.
+    """
     deadline = time.time() + 120
     while time.time() < deadline:
-        found = subprocess.run(["pgrep", "-f", f"python stages/{stage_script}"],
+        found = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", f"python stages/{stage_script}"],
                                capture_output=True, text=True).stdout.split()
         if found:
             time.sleep(3)  # let it get into the training loop
