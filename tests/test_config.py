@@ -120,6 +120,17 @@ def test_integers_are_accepted_where_numbers_are_expected():
     assert cfg["numpy_rnn"]["learning_rate"] == 1.0 and isinstance(cfg["numpy_rnn"]["clip_norm"], float)
 
 
+def test_exponent_numbers_without_a_dot_are_numbers():
+    # PyYAML (YAML 1.1) reads `1e-3` as the string '1e-3'; `dvc exp run -S lr=1e-3` writes that.
+    params = yaml.safe_load(yaml.safe_dump(default_params()).replace(
+        "learning_rate: 0.001", "learning_rate: 1e-3", 1))
+    assert params["exploding_gradients"]["learning_rate"] == "1e-3"
+    assert validate(params)["exploding_gradients"]["learning_rate"] == 0.001
+    params["exploding_gradients"]["learning_rate"] = "1e-3x"
+    with pytest.raises(ConfigError, match="exploding_gradients.learning_rate: got '1e-3x'"):
+        validate(params)
+
+
 def test_unsafe_yaml_and_broken_yaml_are_refused(tmp_path):
     unsafe = tmp_path / "params.yaml"
     unsafe.write_text("numpy_rnn: !!python/object/apply:os.system ['echo hacked']\n")

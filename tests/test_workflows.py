@@ -50,3 +50,34 @@ def test_capacity_grid_through_the_queue(tmp_path):
     # Memoryless baseline K ln(A) / (2K + B + 1) with K = 2, A = 8.
     assert table["memoryless_loss"][1] == pytest.approx(2 * 2.0794415 / 7, rel=1e-6)
     assert (project.root / "plots/memory_capacity.png").stat().st_size > 10_000
+    # A grid whose every run diverges ends with the stages' own reason and leaves the last
+    # summary as it was.
+    before = (project.root / "metrics/memory_capacity.json").read_bytes()
+    proc = project.run(str(VENV_BIN / "python"), "-m", "rnnlab.capacity", "--jobs", "1",
+                       "--cells", "rnn", "--delays", "0", "--seeds", "0",
+                       "-S", "tf_model.optimizer=momentum", "-S", "tf_memory.learning_rate=1e38",
+                       "-S", "tf_model.clip_norm=0", check=False)
+    assert proc.returncode != 0
+    assert "cap-rnn-b0-s0: memory/rnn: training diverged" in proc.stderr, proc.stderr
+    assert "every run failed" in proc.stderr
+    assert (project.root / "metrics/memory_capacity.json").read_bytes() == before
+
+
+def test_capacity_summary_keeps_failed_runs_as_gaps(tmp_path):
+    from rnnlab import capacity
+
+    def run(acc, loss):
+        return {"test_accuracy": acc, "train_loss_final": loss, "n_params": 100}
+    results = {"cap-lstm-b0-s0": run(0.9, 0.1), "cap-lstm-b0-s1": run(0.7, 0.3),
+               "cap-lstm-b80-s0": run(0.2, 0.2)}
+    failures = {"cap-lstm-b80-s1": "memory/lstm: training diverged at step 3"}
+    table = capacity.summarise(results, failures, ["lstm"], [0, 80], [0, 1], to_remember_len=8)
+    b0, b80 = table["cells"]["lstm"]
+    assert (b0["accuracy_mean"], b0["accuracy_min"], b0["accuracy_max"]) == pytest.approx((0.8, 0.7, 0.9))
+    assert b0["n_failed"] == 0 and b80["n_failed"] == 1
+    assert b80["accuracy_mean"] == 0.2 and b80["train_loss_max"] == 0.2  # over the seed that finished
+    assert table["failures"] == failures
+    assert table["memoryless_loss"][1] == pytest.approx(8 * 2.0794415 / 97, rel=1e-6)
+    capacity.write_summary(table, str(tmp_path / "t.json"), str(tmp_path / "t.png"))
+    assert json.loads((tmp_path / "t.json").read_text()) == table
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

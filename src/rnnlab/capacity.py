@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -21,7 +22,10 @@ from rnnlab.compare import dvc, set_args
 
 CELLS = {
     "rnn": {"tf_model.cell": "rnn", "tf_model.init": "random", "tf_model.match_params": True},
-    "irnn": {"tf_model.cell": "rnn", "tf_model.init": "identity", "tf_model.match_params": True},
+    # The identity-initialised ReLU RNN needs a smaller step: at the default 1e-2 its spectral
+    # radius grows past 1 within a few updates and long sequences overflow (README, capacity).
+    "irnn": {"tf_model.cell": "rnn", "tf_model.init": "identity", "tf_model.match_params": True,
+             "tf_memory.learning_rate": 0.001},
     "lstm": {"tf_model.cell": "lstm"},
 }
 LABELS = {"rnn": "ReLU RNN (orthogonal init)", "irnn": "IRNN (identity init)", "lstm": "LSTM"}
@@ -32,12 +36,13 @@ FULL = {"delays": [0, 5, 10, 20, 40, 80], "seeds": [0, 1],
 QUICK = {"delays": [0, 20], "seeds": [0, 1],
          "overrides": {"memory_task.n_train": 2000, "memory_task.n_test": 500,
                        "tf_model.hidden": 32, "tf_memory.epochs": 10}}
-PREFIX = "cap"
+PREFIX = "cap"  # experiment names: cap-lstm-b40-s1
 FINISHED = ("Success", "Failed")
+STAGE_ERROR = re.compile(r"^[\w@.-]+: error: (.*)$", re.MULTILINE)  # run_stage's one-line errors
 
 
-def experiment_name(cell: str, delay: int, seed: int) -> str:
-    return f"{PREFIX}-{cell}-b{delay}-s{seed}"
+def experiment_name(cell: str, delay: int, seed: int, prefix: str = PREFIX) -> str:
+    return f"{prefix}-{cell}-b{delay}-s{seed}"
 
 
 def grid_points(cells: list[str], delays: list[int], seeds: list[int]) -> list[tuple]:
@@ -55,77 +60,88 @@ def _dvc_out(*args: str) -> str:
                           text=True).stdout
 
 
-def queue_statuses() -> dict[str, str]:
-    """Experiment name -> status (Queued, Running, Success, Failed) from `dvc queue status`."""
-    statuses = {}
+def queue_tasks() -> list[tuple[str, str, str]]:
+    """(task id, experiment name, status) of every task `dvc queue status` lists.
+
+    Status is Queued, Running, Success or Failed. Names can repeat across runs of the grid,
+    task ids cannot, so progress is tracked by id.
+    """
+    tasks = []
     for line in _dvc_out("queue", "status").splitlines()[1:]:
         fields = line.split()
-        if len(fields) >= 4 and fields[1].startswith(PREFIX + "-"):
-            statuses[fields[1]] = fields[-1]
-    return statuses
+        if len(fields) >= 4:
+            tasks.append((fields[0], fields[1], fields[-1]))
+    return tasks
 
 
-def clear_old_runs(names: list[str]) -> None:
-    """Drop earlier experiments and queued tasks of the same names, so the grid can re-run."""
-    queued = [n for n, status in queue_statuses().items() if n in names and status == "Queued"]
-    if queued:
-        dvc("queue", "remove", *queued, check=False, quiet=True)
+def clear_old_runs(names: list[str]) -> set[str]:
+    """Drop earlier experiments and queue entries of these names; return the ids still listed."""
+    old = [task for task, name, status in queue_tasks() if name in names and status != "Running"]
+    if old:
+        dvc("queue", "remove", *old, check=False, quiet=True)
     existing = set(_dvc_out("exp", "list", "--name-only").split()) & set(names)
     if existing:
         dvc("exp", "remove", *sorted(existing), check=False, quiet=True)
+    return {task for task, _, _ in queue_tasks()}
 
 
-def queue_grid(points: list[tuple], overrides: dict, jobs: int) -> list[str]:
-    """Queue one experiment per grid point; the workers start as soon as there is work."""
-    names = [experiment_name(*point) for point in points]
-    clear_old_runs(names)
+def queue_grid(points: list[tuple], names: list[str], overrides: dict, jobs: int) -> dict[str, str]:
+    """Queue one experiment per grid point; return {name: task id}.
+
+    The workers start as soon as there is work for them. `overrides` win over the cell's own
+    settings, the grid point's delay and seed over both.
+    """
+    listed_before = clear_old_runs(names)
     for i, ((cell, delay, seed), name) in enumerate(zip(points, names)):
-        settings = {**overrides, **CELLS[cell],
+        settings = {**CELLS[cell], **overrides,
                     "memory_task.blank_separation_len": delay, "tf_model.seed": seed}
         dvc("exp", "run", "--queue", "-n", name, *set_args(settings), "train_memory", quiet=True)
         if i + 1 == jobs:  # queueing the rest takes ~2 s each: let the workers run meanwhile
             dvc("queue", "start", "-j", str(jobs), quiet=True)
     # Idle workers exit after ~10 s; this start is a no-op unless they did (or jobs > grid).
     dvc("queue", "start", "-j", str(jobs), quiet=True)
-    return names
+    return {name: task for task, name, _ in queue_tasks() if task not in listed_before}
 
 
-def wait_for_queue(names: list[str], poll_seconds: float = 5.0) -> None:
-    """Block until every named experiment has finished, with a progress bar."""
+def wait_for_queue(tasks: dict[str, str], poll_seconds: float = 5.0) -> dict[str, str]:
+    """Block until every task has finished, with a progress bar; return {name: final status}."""
     from tqdm import tqdm
 
-    with tqdm(total=len(names), desc="capacity", unit="exp", file=sys.stdout) as bar:
+    with tqdm(total=len(tasks), desc="capacity", unit="exp", file=sys.stdout) as bar:
         while True:
-            statuses = queue_statuses()
-            done = sum(statuses.get(n) in FINISHED for n in names)
-            bar.update(done - bar.n)
-            pending = [n for n in names if statuses.get(n) in ("Queued", "Running")]
-            if not pending:
-                return
+            status = {task: st for task, _, st in queue_tasks()}
+            final = {name: status.get(task, "Missing") for name, task in tasks.items()}
+            bar.update(sum(st in FINISHED for st in final.values()) - bar.n)
+            if not any(st in ("Queued", "Running") for st in final.values()):
+                return final
             time.sleep(poll_seconds)
 
 
 def stop_queue(names: list[str]) -> None:
     """Ctrl-C: kill the running experiments and drop the queued ones of this grid."""
     dvc("queue", "stop", "--kill", check=False, quiet=True)
-    queued = [n for n, status in queue_statuses().items() if n in names and status == "Queued"]
+    queued = [task for task, name, st in queue_tasks() if name in names and st == "Queued"]
     if queued:
         dvc("queue", "remove", *queued, check=False, quiet=True)
 
 
+def failure_reason(task: str) -> str:
+    """The stage's own one-line error from `dvc queue logs` (e.g. 'training diverged ...')."""
+    errors = STAGE_ERROR.findall(_dvc_out("queue", "logs", task))
+    return errors[-1] if errors else f"failed; see `dvc queue logs {task}`"
+
+
 def collect(names: list[str], exp_show: list[dict]) -> dict[str, dict[str, Any]]:
-    """Pick each named experiment's memory metrics and params out of `dvc exp show --json`."""
+    """Pick the named experiments' memory metrics out of `dvc exp show --json`."""
     found = {}
     for baseline in exp_show:
         for exp in baseline.get("experiments") or []:
             for rev in exp.get("revs", []):
-                if rev.get("name") in names and rev.get("data"):
+                # A failed run is listed too, with an error and the baseline's metrics.
+                if rev.get("name") in names and rev.get("data") and not rev.get("error"):
                     data = rev["data"]
                     metrics = data.get("metrics", {}).get("metrics/memory.json", {}).get("data", {})
                     found[rev["name"]] = metrics
-    missing = sorted(set(names) - set(found))
-    if missing:
-        raise RuntimeError(f"no results for {', '.join(missing)} (see `dvc queue logs NAME`)")
     return found
 
 
@@ -134,22 +150,31 @@ def memoryless_loss(to_remember_len: int, delay: int, n_symbols: int = 8) -> flo
     return to_remember_len * math.log(n_symbols) / (2 * to_remember_len + delay + 1)
 
 
-def summarise(results: dict, cells: list[str], delays: list[int], seeds: list[int],
-              to_remember_len: int) -> dict[str, Any]:
+def _spread(values: list[float], prefix: str) -> dict[str, float | None]:
+    """Mean, min and max over the seeds that finished (None if none did)."""
+    if not values:
+        return {f"{prefix}_{stat}": None for stat in ("mean", "min", "max")}
+    return {f"{prefix}_mean": sum(values) / len(values), f"{prefix}_min": min(values),
+            f"{prefix}_max": max(values)}
+
+
+def summarise(results: dict, failures: dict[str, str], cells: list[str], delays: list[int],
+              seeds: list[int], to_remember_len: int, prefix: str = PREFIX) -> dict[str, Any]:
+    """The table: per cell and delay, accuracy and final loss over seeds; failed runs listed."""
     table = {"to_remember_len": to_remember_len, "delays": delays, "seeds": seeds,
              "chance_accuracy": 1 / 8,
              "memoryless_loss": [memoryless_loss(to_remember_len, d) for d in delays],
-             "cells": {}}
+             "cells": {}, "failures": failures}
     for cell in cells:
         rows = []
         for delay in delays:
-            runs = [results[experiment_name(cell, delay, s)] for s in seeds]
-            acc = [r["test_accuracy"] for r in runs]
-            loss = [r["train_loss_final"] for r in runs]
-            rows.append({"blank_separation_len": delay, "accuracy_mean": sum(acc) / len(acc),
-                         "accuracy_min": min(acc), "accuracy_max": max(acc),
-                         "train_loss_mean": sum(loss) / len(loss), "train_loss_min": min(loss),
-                         "train_loss_max": max(loss), "n_params": runs[0]["n_params"]})
+            names = [experiment_name(cell, delay, s, prefix) for s in seeds]
+            runs = [results[n] for n in names if n in results]
+            rows.append({"blank_separation_len": delay,
+                         **_spread([r["test_accuracy"] for r in runs], "accuracy"),
+                         **_spread([r["train_loss_final"] for r in runs], "train_loss"),
+                         "n_params": runs[0]["n_params"] if runs else None,
+                         "n_failed": sum(n in failures for n in names)})
         table["cells"][cell] = rows
     return table
 
@@ -158,13 +183,22 @@ def write_summary(table: dict, json_path: str, png_path: str) -> None:
     from rnnlab import plotting
     from rnnlab.io import write_json, write_png
 
-    def series(prefix):
-        return {LABELS[c]: tuple([r[f"{prefix}_{s}"] for r in rows] for s in ("mean", "min", "max"))
+    def series(prefix):  # None (no seed finished) becomes a gap in the line
+        return {LABELS[c]: tuple([math.nan if r[f"{prefix}_{s}"] is None else r[f"{prefix}_{s}"]
+                                  for r in rows] for s in ("mean", "min", "max"))
                 for c, rows in table["cells"].items()}
+    failed = {LABELS[c]: [r["n_failed"] for r in rows] for c, rows in table["cells"].items()}
     write_json(json_path, table)
     write_png(png_path, plotting.memory_capacity(table["delays"], series("accuracy"),
                                                  table["chance_accuracy"], series("train_loss"),
-                                                 table["memoryless_loss"]))
+                                                 table["memoryless_loss"], failed))
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or "." not in key:
+        raise argparse.ArgumentTypeError(f"expected section.key=value, got {text!r}")
+    return key, value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,34 +209,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delays", nargs="+", type=int, help="blank separations to sweep")
     parser.add_argument("--seeds", nargs="+", type=int, help="model seeds per grid point")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                        type=_key_value,
                         help="extra params override for every grid point")
+    parser.add_argument("--prefix", default=PREFIX, help="experiment names: PREFIX-CELL-bB-sSEED")
     parser.add_argument("--json", default="metrics/memory_capacity.json")
     parser.add_argument("--png", default="plots/memory_capacity.png")
     args = parser.parse_args(argv)
     grid = QUICK if args.quick else FULL
     delays, seeds = args.delays or grid["delays"], args.seeds or grid["seeds"]
-    overrides = dict(grid["overrides"], **dict(item.split("=", 1) for item in args.set))
+    overrides = dict(grid["overrides"], **dict(args.set))
     start = time.perf_counter()
     points = grid_points(args.cells, delays, seeds)
-    names = [experiment_name(*point) for point in points]
+    names = [experiment_name(*point, args.prefix) for point in points]
     try:
-        queue_grid(points, overrides, args.jobs)
-        wait_for_queue(names)
+        tasks = queue_grid(points, names, overrides, args.jobs)
+        wait_for_queue(tasks)
         shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
                                capture_output=True, text=True, check=True).stdout
         results = collect(names, json.loads(shown))
     except KeyboardInterrupt:
         stop_queue(names)
         sys.exit("capacity: interrupted; the queue is stopped and this grid's queued runs removed")
-    except (subprocess.CalledProcessError, RuntimeError) as exc:
+    except subprocess.CalledProcessError as exc:
         sys.exit(f"capacity: error: {exc}")
+    # A failed run (e.g. diverged training) is a result of the study, not the end of it.
+    failures = {name: failure_reason(tasks.get(name, name)) for name in names if name not in results}
+    for name, reason in failures.items():
+        print(f"capacity: {name}: {reason}", file=sys.stderr)
+    if not results:
+        sys.exit("capacity: error: every run failed (reasons above)")
     from rnnlab.config import read_params
 
     remember = int(overrides.get("memory_task.to_remember_len",
                                  read_params()["memory_task"]["to_remember_len"]))
-    write_summary(summarise(results, args.cells, delays, seeds, remember), args.json, args.png)
-    print(f"capacity: {len(names)} experiments in {time.perf_counter() - start:.0f} s; "
-          f"wrote {args.json} and {args.png}")
+    table = summarise(results, failures, args.cells, delays, seeds, remember, args.prefix)
+    table["settings"] = {cell: {**CELLS[cell], **overrides} for cell in args.cells}
+    write_summary(table, args.json, args.png)
+    print(f"capacity: {len(names)} experiments ({len(failures)} failed) in "
+          f"{time.perf_counter() - start:.0f} s; wrote {args.json} and {args.png}")
 
 
 if __name__ == "__main__":

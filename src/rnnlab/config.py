@@ -9,6 +9,7 @@ before numpy or TensorFlow are loaded.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +20,11 @@ import yaml
 from rnnlab.errors import ConfigError
 
 PARAMS_FILE = "params.yaml"
+
+
+# PyYAML reads YAML 1.1, where a number in exponent form without a dot (1e-3, as people
+# write it in params.yaml and `dvc exp run -S`) is a string; number rules accept it.
+_YAML11_EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class Rule:
             if value not in self.choices:
                 raise ConfigError(f"{path}: got {value!r}; expected {self.describe()}")
             return value
+        if self.kind is float and isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value):
+            value = float(value)
         if not _has_type(value, self.kind):
             raise ConfigError(f"{path}: got {value!r} ({type(value).__name__}); expected {self.describe()}")
         value = self.kind(value)
@@ -144,14 +152,19 @@ def _did_you_mean(name: str, candidates) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _reject_unknown(given, known, kind: str, where) -> None:
+    """The first name in `given` that is not in `known` is an error, with a suggestion."""
+    for name in given:
+        if name not in known:
+            raise ConfigError(f"{where(name)}: unknown {kind}{_did_you_mean(str(name), known)}; "
+                              f"allowed {kind}s: {', '.join(known)}")
+
+
 def validate(raw: Any, sections: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Check a parsed params.yaml; return {section: {key: value}} for `sections` (all if None)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{PARAMS_FILE}: expected a mapping of sections, got {type(raw).__name__}")
-    for name in raw:
-        if name not in SCHEMA:
-            raise ConfigError(f"{name}: unknown section{_did_you_mean(str(name), SCHEMA)}; "
-                              f"known sections: {', '.join(SCHEMA)}")
+    _reject_unknown(raw, SCHEMA, "section", lambda name: name)
     wanted = list(SCHEMA) if sections is None else sections
     cfg = {}
     for section in wanted:
@@ -166,10 +179,7 @@ def _validate_section(section: str, values: Any) -> dict[str, Any]:
     rules = SCHEMA[section]
     if not isinstance(values, dict):
         raise ConfigError(f"{section}: expected a mapping of keys, got {values!r}")
-    for key in values:
-        if key not in rules:
-            raise ConfigError(f"{section}.{key}: unknown key{_did_you_mean(str(key), rules)}; "
-                              f"allowed keys: {', '.join(rules)}")
+    _reject_unknown(values, rules, "key", lambda key: f"{section}.{key}")
     out = {}
     for key, rule in rules.items():
         if key not in values:

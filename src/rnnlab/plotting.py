@@ -50,22 +50,34 @@ def sine_extrapolation(curves, generated, n_given: int, step: float, title: str)
     return fig
 
 
-def memory_capacity(delays, series, chance: float, loss_series, baselines):
+def _mark_failures(ax, delays, counts, color) -> None:
+    """An x at the bottom of the panel for each delay where some seed's run failed."""
+    where = [d for d, n in zip(delays, counts) if n]
+    if where:
+        ax.plot(where, [0.02] * len(where), ls="none", marker="x", ms=9, mew=2, color=color,
+                label="failed (diverged) run")
+
+
+def memory_capacity(delays, series, chance: float, loss_series, baselines, failed):
     """Recall accuracy and final training loss against blank separation, one line per cell.
 
-    series / loss_series: {cell label: (mean array, min array, max array)} over seeds.
+    series / loss_series: {cell label: (mean array, min array, max array)} over the seeds
+        that finished (NaN where none did).
     baselines: memoryless per-step cross-entropy for each delay.
+    failed: {cell label: number of failed (e.g. diverged) seeds at each delay}.
     """
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     for label, (mean, low, high) in series.items():
         line, = acc_ax.plot(delays, mean, marker="o", label=label)
         acc_ax.fill_between(delays, low, high, color=line.get_color(), alpha=0.2)
+        _mark_failures(acc_ax, delays, failed[label], line.get_color())
     acc_ax.axhline(chance, color="0.3", ls=":", label=f"chance ({chance:.3f})")
     acc_ax.set_xlabel("blank separation B (time steps between the symbols and the delimiter)")
     acc_ax.set_ylabel("recall accuracy (test)")
     acc_ax.set_ylim(0, 1.05)
     acc_ax.set_title("Which cell remembers longer?")
-    acc_ax.legend()
+    by_label = dict(zip(*reversed(acc_ax.get_legend_handles_labels())))  # one "failed" entry
+    acc_ax.legend(by_label.values(), by_label.keys())
     for label, (mean, low, high) in loss_series.items():
         line, = loss_ax.plot(delays, mean, marker="o", label=label)
         loss_ax.fill_between(delays, low, high, color=line.get_color(), alpha=0.2)
