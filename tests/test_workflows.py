@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +38,10 @@ def test_capacity_grid_through_the_queue(tmp_path):
     project = make_project(tmp_path / "repo")
     project.dvc("repro", "train_memory")
     project.commit("reproduced")
+    # As from a shell where the venv is not activated: the queue's workers must still find
+    # this environment's dvc, and the stages its python.
+    project.env["PATH"] = os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p).resolve() != VENV_BIN.resolve())
     proc = project.run(str(VENV_BIN / "python"), "-m", "rnnlab.capacity", "--jobs", "2",
                        "--cells", "rnn", "lstm", "--delays", "0", "2", "--seeds", "0")
     assert "4 experiments" in proc.stdout

@@ -18,7 +18,8 @@ import sys
 import time
 from typing import Any
 
-from rnnlab.compare import dvc, set_args
+from rnnlab.compare import set_args
+from rnnlab.dvc_cli import dvc, dvc_output
 
 CELLS = {
     "rnn": {"tf_model.cell": "rnn", "tf_model.init": "random", "tf_model.match_params": True},
@@ -55,11 +56,6 @@ def grid_points(cells: list[str], delays: list[int], seeds: list[int]) -> list[t
     return [(c, d, s) for d in sorted(delays, reverse=True) for c in order for s in seeds]
 
 
-def _dvc_out(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True,
-                          text=True).stdout
-
-
 def queue_tasks() -> list[tuple[str, str, str]]:
     """(task id, experiment name, status) of every task `dvc queue status` lists.
 
@@ -67,7 +63,7 @@ def queue_tasks() -> list[tuple[str, str, str]]:
     task ids cannot, so progress is tracked by id.
     """
     tasks = []
-    for line in _dvc_out("queue", "status").splitlines()[1:]:
+    for line in dvc_output("queue", "status").splitlines()[1:]:
         fields = line.split()
         if len(fields) >= 4:
             tasks.append((fields[0], fields[1], fields[-1]))
@@ -79,7 +75,7 @@ def clear_old_runs(names: list[str]) -> set[str]:
     old = [task for task, name, status in queue_tasks() if name in names and status != "Running"]
     if old:
         dvc("queue", "remove", *old, check=False, quiet=True)
-    existing = set(_dvc_out("exp", "list", "--name-only").split()) & set(names)
+    existing = set(dvc_output("exp", "list", "--name-only").split()) & set(names)
     if existing:
         dvc("exp", "remove", *sorted(existing), check=False, quiet=True)
     return {task for task, _, _ in queue_tasks()}
@@ -103,10 +99,17 @@ def queue_grid(points: list[tuple], names: list[str], overrides: dict, jobs: int
     return {name: task for task, name, _ in queue_tasks() if task not in listed_before}
 
 
-def wait_for_queue(tasks: dict[str, str], poll_seconds: float = 5.0) -> dict[str, str]:
-    """Block until every task has finished, with a progress bar; return {name: final status}."""
+def wait_for_queue(tasks: dict[str, str], jobs: int, poll_seconds: float = 5.0,
+                   stall_polls: int = 24) -> dict[str, str]:
+    """Block until every task has finished, with a progress bar; return {name: final status}.
+
+    Work queued with nothing running for `stall_polls` polls in a row (the workers were
+    stopped, or could not start) gets one `dvc queue start`; if that does not help either,
+    it is an error rather than a wait without end.
+    """
     from tqdm import tqdm
 
+    idle_polls = 0
     with tqdm(total=len(tasks), desc="capacity", unit="exp", file=sys.stdout) as bar:
         while True:
             status = {task: st for task, _, st in queue_tasks()}
@@ -114,6 +117,12 @@ def wait_for_queue(tasks: dict[str, str], poll_seconds: float = 5.0) -> dict[str
             bar.update(sum(st in FINISHED for st in final.values()) - bar.n)
             if not any(st in ("Queued", "Running") for st in final.values()):
                 return final
+            idle_polls = 0 if "Running" in status.values() else idle_polls + 1
+            if idle_polls == stall_polls // 2:
+                dvc("queue", "start", "-j", str(jobs), quiet=True)
+            elif idle_polls >= stall_polls:
+                raise RuntimeError("experiments are queued but no worker runs them; see "
+                                   "`dvc queue status` and .dvc/tmp/exps/celery/*.out")
             time.sleep(poll_seconds)
 
 
@@ -127,7 +136,7 @@ def stop_queue(names: list[str]) -> None:
 
 def failure_reason(task: str) -> str:
     """The stage's own one-line error from `dvc queue logs` (e.g. 'training diverged ...')."""
-    errors = STAGE_ERROR.findall(_dvc_out("queue", "logs", task))
+    errors = STAGE_ERROR.findall(dvc_output("queue", "logs", task))
     return errors[-1] if errors else f"failed; see `dvc queue logs {task}`"
 
 
@@ -201,20 +210,24 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Recall accuracy against delay, as queued DVC experiments.")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Recall accuracy against delay, as queued DVC experiments.")
     parser.add_argument("--jobs", type=int, default=2, help="parallel queue workers")
     parser.add_argument("--quick", action="store_true", help="a small grid for trying it out")
     parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(CELLS))
     parser.add_argument("--delays", nargs="+", type=int, help="blank separations to sweep")
     parser.add_argument("--seeds", nargs="+", type=int, help="model seeds per grid point")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
-                        type=_key_value,
-                        help="extra params override for every grid point")
+                        type=_key_value, help="extra params override for every grid point")
     parser.add_argument("--prefix", default=PREFIX, help="experiment names: PREFIX-CELL-bB-sSEED")
     parser.add_argument("--json", default="metrics/memory_capacity.json")
     parser.add_argument("--png", default="plots/memory_capacity.png")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     grid = QUICK if args.quick else FULL
     delays, seeds = args.delays or grid["delays"], args.seeds or grid["seeds"]
     overrides = dict(grid["overrides"], **dict(args.set))
@@ -223,14 +236,15 @@ def main(argv: list[str] | None = None) -> None:
     names = [experiment_name(*point, args.prefix) for point in points]
     try:
         tasks = queue_grid(points, names, overrides, args.jobs)
-        wait_for_queue(tasks)
-        shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
-                               capture_output=True, text=True, check=True).stdout
+        wait_for_queue(tasks, args.jobs)
+        shown = dvc_output("exp", "show", "--json", check=True)
         results = collect(names, json.loads(shown))
     except KeyboardInterrupt:
         stop_queue(names)
         sys.exit("capacity: interrupted; the queue is stopped and this grid's queued runs removed")
     except subprocess.CalledProcessError as exc:
+        sys.exit(f"capacity: `{' '.join(exc.cmd)}` failed with exit {exc.returncode}")
+    except RuntimeError as exc:
         sys.exit(f"capacity: error: {exc}")
     # A failed run (e.g. diverged training) is a result of the study, not the end of it.
     failures = {name: failure_reason(tasks.get(name, name)) for name in names if name not in results}

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from rnnlab.config import read_params, validate
+from rnnlab.dvc_cli import dvc
 
 # name -> overrides (params.yaml key -> value), compared in pairs below.
 EXPERIMENTS = {
@@ -31,18 +32,6 @@ FIGURES = Path("docs/figures")
 # Regexes match whole column names; a metric that two files share is named "file:metric".
 SHOW_COLUMNS = ("Experiment|.*test_accuracy|.*test_mse_free_running|.*test_mse_one_step|"
                 ".*n_params|tf_model.cell|numpy_rnn.init")
-
-
-def _dvc() -> str:
-    return shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
-
-
-def dvc(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
-    """Run one dvc command (argument list, never a shell string built from params)."""
-    if not quiet:
-        print(f"$ dvc {' '.join(args)}", flush=True)
-    out = subprocess.DEVNULL if quiet else None
-    return subprocess.run([_dvc(), *args], check=check, stdout=out, stderr=out)
 
 
 def _lookup(params: dict, dotted: str):

@@ -13,10 +13,11 @@ time and is never copied into the repository.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from rnnlab.dvc_cli import dvc_output
 
 TEMPLATE = Path(".dvc/tmp/rnnlab_offline_template.html")
 STYLE = ("body{font-family:sans-serif;margin:1.5em;}"
@@ -41,10 +42,8 @@ def write_template(path: Path = TEMPLATE) -> Path:
 
 def render(revisions: list[str], out_dir: str) -> Path:
     """Run `dvc plots show` (no revisions) or `dvc plots diff REV...` with the offline template."""
-    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
-    command = [dvc, "plots", "diff", *revisions] if revisions else [dvc, "plots", "show"]
-    command += ["--html-template", str(write_template()), "-o", out_dir]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    command = ["plots", "diff", *revisions] if revisions else ["plots", "show"]
+    dvc_output(*command, "--html-template", str(write_template()), "-o", out_dir, check=True)
     return Path(out_dir) / "index.html"
 
 

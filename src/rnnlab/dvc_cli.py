@@ -1,0 +1,38 @@
+"""Running dvc from rnnlab's workflows (compare, capacity, the plots page).
+
+Every call goes through this environment's dvc, with this environment's bin directory first on
+PATH: DVC's queue workers start `dvc` by name and the stages run `python stages/...`, so without
+it `python -m rnnlab.capacity` from a shell where the venv is not activated would queue
+experiments that no worker ever picks up. Commands are argument lists, never shell strings.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def environment() -> dict[str, str]:
+    """os.environ with the running interpreter's bin directory first on PATH."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    path = env.get("PATH", "").split(os.pathsep)
+    if path[:1] != [bin_dir]:
+        env["PATH"] = os.pathsep.join([bin_dir, *path])
+    return env
+
+
+def dvc(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
+    """Run one dvc command, echoing it (or silencing its output with quiet=True)."""
+    if not quiet:
+        print(f"$ dvc {' '.join(args)}", flush=True)
+    out = subprocess.DEVNULL if quiet else None
+    return subprocess.run(["dvc", *args], check=check, stdout=out, stderr=out, env=environment())
+
+
+def dvc_output(*args: str, check: bool = False) -> str:
+    """Run one dvc command and return its stdout (its stderr goes to ours)."""
+    return subprocess.run(["dvc", *args], stdout=subprocess.PIPE, text=True, check=check,
+                          env=environment()).stdout
