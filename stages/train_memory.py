@@ -30,7 +30,7 @@ def main() -> str:
     result = tf_train.evaluate_memory(model, one_hot(test["inputs"], vocab), test["targets"], remember)
     metrics = {"test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
                "train_loss_final": history["loss"][-1], "n_params": model.n_params,
-               "hidden": model.cell.output_size, "train_seconds": round(seconds, 1)}
+               "hidden": model.cell.output_size}
     save_run("memory", weights=model.get_weights(),
              params={"memory_task": task, "tf_model": section_dict(m), "tf_memory": section_dict(t)},
              history=history, metrics=metrics, accuracy_by_position=result["accuracy_by_position"])

@@ -25,7 +25,7 @@ def main() -> str:
     # Only the L positions after the delimiter are recalled symbols.
     result = evaluate_recall(model, test["inputs"], test["targets"], task["to_remember_len"] + 1)
     metrics = {"test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
-               "n_params": model.n_params, "train_seconds": round(seconds, 1)}
+               "n_params": model.n_params}
     save_run("numpy_rnn_memory", weights=model.state_dict(), params=section_dict(p),
              history=history, metrics=metrics, accuracy_by_position=result["accuracy_by_position"])
     return (f"numpy RNN ({p.init} init) test accuracy {metrics['test_accuracy']:.3f} on the copy "

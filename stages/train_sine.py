@@ -33,7 +33,7 @@ def main() -> str:
     metrics = {"test_mse_one_step": result["test_mse_one_step"],
                "test_mse_free_running": result["test_mse_free_running"],
                "train_loss_final": history["loss"][-1], "n_params": model.n_params,
-               "hidden": model.cell.output_size, "train_seconds": round(seconds, 1)}
+               "hidden": model.cell.output_size}
     k = task["n_plot"]
     label = "irnn" if (m.cell, m.init) == ("rnn", "identity") else m.cell
     title = (f"{plotting.CELL_NAMES[label]} ({model.n_params} params): {task['n_given']} given "
