@@ -135,10 +135,17 @@ def test_a_stage_refuses_a_corrupt_data_file(built_project):
         restore(project)
 
 
+def _default_sigint() -> None:
+    # A shell's background job (`make test &`, nohup) starts with SIGINT ignored, and an
+    # ignored signal stays ignored across exec: give the repro a terminal's Ctrl-C back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_repro(project, *args: str) -> subprocess.Popen:
     return subprocess.Popen([str(VENV_BIN / "dvc"), "repro", *args], cwd=project.root,
                             env=project.env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_default_sigint)
 
 
 def _wait_for_training(project, proc: subprocess.Popen, stage_script: str) -> int:
@@ -163,8 +170,8 @@ def _wait_for_training(project, proc: subprocess.Popen, stage_script: str) -> in
 def test_interrupted_training_leaves_no_partial_output(built_project, sig):
     project = built_project
     project.set_params(numpy_rnn__steps=10**7)  # far longer than the test waits: it is interrupted
+    proc = _start_repro(project, "train_numpy_rnn")
     try:
-        proc = _start_repro(project, "train_numpy_rnn")
         pid = _wait_for_training(project, proc, "train_numpy_rnn.py")
         if sig == signal.SIGINT:  # Ctrl-C reaches the whole foreground process group
             os.killpg(proc.pid, signal.SIGINT)
@@ -179,6 +186,9 @@ def test_interrupted_training_leaves_no_partial_output(built_project, sig):
         assert leftovers == []
         assert not (project.root / "metrics/numpy_rnn_memory.json").exists()
     finally:
+        if proc.poll() is None:  # a failed assertion must not leave training running
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         project.git("checkout", "--", "params.yaml")
     # The next run completes normally and the workspace is back to its committed state.
     project.dvc("repro")

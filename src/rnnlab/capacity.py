@@ -39,6 +39,7 @@ QUICK = {"delays": [0, 20], "seeds": [0, 1],
                        "tf_model.hidden": 32, "tf_memory.epochs": 10}}
 PREFIX = "cap"  # experiment names: cap-lstm-b40-s1
 FINISHED = ("Success", "Failed")
+TASK_ID = re.compile(r"[0-9a-f]{7,}")
 STAGE_ERROR = re.compile(r"^[\w@.-]+: error: (.*)$", re.MULTILINE)  # run_stage's one-line errors
 
 
@@ -63,9 +64,9 @@ def queue_tasks() -> list[tuple[str, str, str]]:
     task ids cannot, so progress is tracked by id.
     """
     tasks = []
-    for line in dvc_output("queue", "status").splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 4:
+    for line in dvc_output("queue", "status").splitlines():
+        fields = line.split()  # task id, name, created (e.g. "02:01 PM"), status
+        if len(fields) >= 4 and TASK_ID.fullmatch(fields[0]):
             tasks.append((fields[0], fields[1], fields[-1]))
     return tasks
 
