@@ -5,6 +5,8 @@ Each grid point (blank separation B x cell x seed) is one queued experiment
 queue runs them in parallel workers (`dvc queue start -j N`) and each result stays a
 first-class experiment (`dvc exp show`, `dvc exp push` to share them). The summary is built
 from `dvc exp show --json` into metrics/memory_capacity.json and plots/memory_capacity.png.
+A run that fails (a ReLU RNN diverging at long delays, say) is part of the result: the table
+lists it with the stage's own error line, the plot marks it, the means leave it out.
 """
 
 from __future__ import annotations
