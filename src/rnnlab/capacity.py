@@ -20,8 +20,7 @@ import sys
 import time
 from typing import Any
 
-from rnnlab.compare import set_args
-from rnnlab.dvc_cli import dvc, dvc_output
+from rnnlab.dvc_cli import dvc, dvc_output, set_args
 
 CELLS = {
     "rnn": {"tf_model.cell": "rnn", "tf_model.init": "random", "tf_model.match_params": True},
@@ -99,12 +98,13 @@ def queue_grid(points: list[tuple], names: list[str], overrides: dict, jobs: int
             dvc("queue", "start", "-j", str(jobs), quiet=True)
     # Idle workers exit after ~10 s; this start is a no-op unless they did (or jobs > grid).
     dvc("queue", "start", "-j", str(jobs), quiet=True)
-    return {name: task for task, name, _ in queue_tasks() if task not in listed_before}
+    return {name: task for task, name, _ in queue_tasks()
+            if task not in listed_before and name in names}
 
 
 def wait_for_queue(tasks: dict[str, str], jobs: int, poll_seconds: float = 5.0,
-                   stall_polls: int = 24) -> dict[str, str]:
-    """Block until every task has finished, with a progress bar; return {name: final status}.
+                   stall_polls: int = 24) -> None:
+    """Block until every task has finished (Success or Failed), with a progress bar.
 
     Work queued with nothing running for `stall_polls` polls in a row (the workers were
     stopped, or could not start) gets one `dvc queue start`; if that does not help either,
@@ -116,10 +116,10 @@ def wait_for_queue(tasks: dict[str, str], jobs: int, poll_seconds: float = 5.0,
     with tqdm(total=len(tasks), desc="capacity", unit="exp", file=sys.stdout) as bar:
         while True:
             status = {task: st for task, _, st in queue_tasks()}
-            final = {name: status.get(task, "Missing") for name, task in tasks.items()}
-            bar.update(sum(st in FINISHED for st in final.values()) - bar.n)
-            if not any(st in ("Queued", "Running") for st in final.values()):
-                return final
+            ours = [status.get(task, "Missing") for task in tasks.values()]
+            bar.update(sum(st in FINISHED for st in ours) - bar.n)
+            if not any(st in ("Queued", "Running") for st in ours):
+                return
             idle_polls = 0 if "Running" in status.values() else idle_polls + 1
             if idle_polls == stall_polls // 2:
                 dvc("queue", "start", "-j", str(jobs), quiet=True)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from rnnlab.config import read_params, validate
-from rnnlab.dvc_cli import dvc
+from rnnlab.dvc_cli import dvc, set_args
 
 # name -> overrides (params.yaml key -> value), compared in pairs below.
 EXPERIMENTS = {
@@ -44,14 +44,6 @@ def run_order(params: dict, experiments: dict[str, dict]) -> list[str]:
     def changes(name: str) -> int:
         return sum(_lookup(params, k) != v for k, v in experiments[name].items())
     return sorted(experiments, key=changes)
-
-
-def set_args(overrides: dict) -> list[str]:
-    args = []
-    for key, value in overrides.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        args += ["-S", f"{key}={text}"]
-    return args
 
 
 def run_experiments(experiments: dict[str, dict], params: dict) -> None:

@@ -36,3 +36,12 @@ def dvc_output(*args: str, check: bool = False) -> str:
     """Run one dvc command and return its stdout (its stderr goes to ours)."""
     return subprocess.run(["dvc", *args], stdout=subprocess.PIPE, text=True, check=check,
                           env=environment()).stdout
+
+
+def set_args(overrides: dict) -> list[str]:
+    """`-S key=value` arguments of `dvc exp run` for {params.yaml key: value}."""
+    args = []
+    for key, value in overrides.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)  # YAML booleans
+        args += ["-S", f"{key}={text}"]
+    return args
