@@ -152,11 +152,15 @@ def _wait_for_training(project, proc: subprocess.Popen, stage_script: str) -> in
     """Wait until the stage's python process is training; return its pid.
 
     Only processes in this repro's own session count: tests running in parallel
-    elsewhere may be running the same stage script in their own projects.
+    elsewhere may be running the same stage script in their own projects. The
+    pattern is anchored so it matches python itself, not the `sh -c "python ..."`
+    wrapper DVC starts the command in when SHELL is unset (dash does not exec
+    the command): killing the wrapper would orphan a training process.
     """
+    pattern = f"^[^ ]*python[^ ]* stages/{stage_script}"
     deadline = time.time() + 120
     while time.time() < deadline:
-        found = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", f"python stages/{stage_script}"],
+        found = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", pattern],
                                capture_output=True, text=True).stdout.split()
         if found:
             time.sleep(3)  # let it get into the training loop
@@ -186,9 +190,10 @@ def test_interrupted_training_leaves_no_partial_output(built_project, sig):
         assert leftovers == []
         assert not (project.root / "metrics/numpy_rnn_memory.json").exists()
     finally:
-        if proc.poll() is None:  # a failed assertion must not leave training running
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        # A failed assertion must not leave training running: kill the whole session,
+        # which also reaches processes that outlived their parent.
+        subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)
+        proc.wait()
         project.git("checkout", "--", "params.yaml")
     # The next run completes normally and the workspace is back to its committed state.
     project.dvc("repro")
