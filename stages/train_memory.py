@@ -9,7 +9,6 @@ from rnnlab.config import load_config, section_dict
 def main() -> str:
     cfg = load_config(["memory_task", "tf_model", "tf_memory"])
     task, m, t = section_dict(cfg.memory_task), cfg.tf_model, cfg.tf_memory
-    from rnnlab.data import one_hot
     from rnnlab.datasets import read_dataset
 
     train, test = (read_dataset("memory", split, task) for split in ("train", "test"))
@@ -22,12 +21,13 @@ def main() -> str:
     model = tf_rnn.make_model(m.cell, vocab, m.hidden, n_out=vocab, match_params=m.match_params,
                               init=m.init, seed=m.seed)
     start = time.perf_counter()
-    history = tf_train.train(model, tf_rnn.get_loss_memory, one_hot(train["inputs"], vocab),
-                             train["targets"], epochs=t.epochs, batch_size=t.batch_size,
+    train_x, train_y = tf_train.memory_arrays(train["inputs"], train["targets"], vocab)
+    history = tf_train.train(model, tf_rnn.get_loss_memory, train_x, train_y,
+                             epochs=t.epochs, batch_size=t.batch_size,
                              learning_rate=t.learning_rate, optimizer=m.optimizer,
                              clip_norm=m.clip_norm, seed=m.seed, desc=f"memory/{m.cell}")
     seconds = time.perf_counter() - start
-    result = tf_train.evaluate_memory(model, one_hot(test["inputs"], vocab), test["targets"], remember)
+    result = tf_train.evaluate_memory(model, test["inputs"], test["targets"], remember)
     metrics = {"test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
                "train_loss_final": history["loss"][-1], "n_params": model.n_params,
                "hidden": model.cell.output_size}

@@ -22,8 +22,7 @@ def main() -> str:
     model = tf_rnn.make_model(m.cell, 1, m.hidden, n_out=1, match_params=m.match_params,
                               init=m.init, seed=m.seed)
     start = time.perf_counter()
-    # Each input sample predicts the next one: inputs are samples 0..n-1, targets 1..n.
-    history = tf_train.train(model, tf_rnn.get_loss_sin, train[:, :-1, None], train[:, 1:],
+    history = tf_train.train(model, tf_rnn.get_loss_sin, *tf_train.sine_arrays(train),
                              epochs=t.epochs, batch_size=t.batch_size,
                              learning_rate=t.learning_rate, optimizer=m.optimizer,
                              clip_norm=m.clip_norm, seed=m.seed, desc=f"sine/{m.cell}",

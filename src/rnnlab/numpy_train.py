@@ -22,7 +22,8 @@ from rnnlab.numpy_rnn import (
     clip_gradients,
     cross_entropy_loss,
 )
-from rnnlab.progress import TrainingMonitor, check_finite_arrays
+from rnnlab.errors import check_positive_int
+from rnnlab.progress import LossLog, TrainingMonitor, check_finite_arrays, shuffled_batches
 
 N_HISTORY_POINTS = 200  # logged (step, loss) points per run
 CHECK_FINITE_EVERY = 250  # steps between NaN/Inf checks of the weights
@@ -227,7 +228,7 @@ def train_step(model: RNNClassifier, optimizer, x_onehot: np.ndarray, targets: n
 def train_classifier(model: RNNClassifier, inputs, targets, *, optimizer: str,
                      learning_rate: float, batch_size: int, steps: int, clip_norm,
                      seed: int, desc: str = "numpy_rnn", callback=None,
-                     callback_every: int = 0, threads: int | None = 1) -> dict:
+                     callback_every: int = 0) -> dict:
     """Train `model` with mini-batches drawn from (inputs, targets).
 
     Args:
@@ -239,8 +240,6 @@ def train_classifier(model: RNNClassifier, inputs, targets, *, optimizer: str,
         desc: name used in progress and error messages.
         callback: optional f(steps_done) -> bool called every `callback_every` steps; returning
             True stops training early (used to measure time to a target accuracy).
-        threads: BLAS threads while training (see numpy_rnn.blas_threads; None: numpy's
-            default). One is fastest for these small matmuls, especially on a shared machine.
     Returns:
         {"step": [...], "loss": [...]}: about N_HISTORY_POINTS points, each the mean loss per
         time step over the steps since the previous point, at x = number of steps done.
@@ -249,19 +248,18 @@ def train_classifier(model: RNNClassifier, inputs, targets, *, optimizer: str,
     """
     inputs, targets = _check_ids(inputs, targets)
     n, seq_len = inputs.shape
-    for name, value in (("batch_size", batch_size), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    batch_size = check_positive_int("batch_size", batch_size)
+    steps = check_positive_int("steps", steps)
     if batch_size > n:
         raise ValueError(f"`batch_size` ({batch_size}) is larger than the training set ({n})")
     opt = make_optimizer(optimizer, learning_rate)
-    batches = _shuffled_batches(np.random.default_rng(seed), n, batch_size)
+    batches = shuffled_batches(np.random.default_rng(seed), n, batch_size)
     eye = np.eye(model.vocab_size, dtype=model.dtype)  # row i is the one-hot vector of id i
     named_params = [(name, p) for p, _, name in model.params()]
-    log = _LossLog(steps, seq_len)
+    log = LossLog(steps, N_HISTORY_POINTS)
     monitor = TrainingMonitor(steps, desc, learning_rate)
     # Overflow warnings would only precede the DivergenceError that reports them clearly.
-    with blas_threads(threads), \
+    with blas_threads(1), \
             np.errstate(over="ignore", invalid="ignore"):
         try:
             for step in range(steps):
@@ -269,7 +267,7 @@ def train_classifier(model: RNNClassifier, inputs, targets, *, optimizer: str,
                 loss = train_step(model, opt, eye[inputs[idx]], targets[idx], clip_norm)
                 monitor.update(step, loss)
                 done = step + 1
-                log.add(done, loss)
+                log.add(done, loss / seq_len)
                 if done % CHECK_FINITE_EVERY == 0:
                     check_finite_arrays(named_params, desc, step, learning_rate)
                 if callback is not None and callback_every and done % callback_every == 0 \
@@ -280,38 +278,6 @@ def train_classifier(model: RNNClassifier, inputs, targets, *, optimizer: str,
             monitor.close()
     log.flush(done)
     return log.history
-
-
-def _shuffled_batches(rng: np.random.Generator, n: int, batch_size: int):
-    """Endless index arrays of mini-batches: epochs in a fresh random order, each epoch's
-    last incomplete batch dropped."""
-    while True:
-        order = rng.permutation(n)
-        for start in range(0, n - batch_size + 1, batch_size):
-            yield order[start:start + batch_size]
-
-
-class _LossLog:
-    """Collects about N_HISTORY_POINTS (step, mean loss per time step) points."""
-
-    def __init__(self, steps: int, seq_len: int):
-        self.every = max(1, round(steps / N_HISTORY_POINTS))
-        self.steps, self.seq_len = steps, seq_len
-        self.history = {"step": [], "loss": []}
-        self.total, self.count = 0.0, 0
-
-    def add(self, done: int, loss: float) -> None:
-        self.total += loss
-        self.count += 1
-        if done % self.every == 0 or done == self.steps:
-            self.flush(done)
-
-    def flush(self, done: int) -> None:
-        """Close the current window at x = `done` steps (no-op if it is empty)."""
-        if self.count:
-            self.history["step"].append(done)
-            self.history["loss"].append(self.total / self.count / self.seq_len)
-            self.total, self.count = 0.0, 0
 
 
 def evaluate_recall(model: RNNClassifier, inputs, targets, recall_start: int,

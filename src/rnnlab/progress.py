@@ -1,4 +1,5 @@
-"""Progress reporting and divergence checks shared by the numpy and TensorFlow training loops.
+"""What the numpy and TensorFlow training loops share: the mini-batch order, the loss history,
+progress reporting and divergence checks.
 
 On a terminal a tqdm bar shows the running loss; under DVC (no terminal) a handful of plain
 summary lines are printed instead, so logs stay short.
@@ -12,6 +13,42 @@ import sys
 from rnnlab.errors import DivergenceError
 
 N_SUMMARY_LINES = 5
+
+
+def shuffled_batches(rng, n: int, batch_size: int):
+    """Endless index arrays of mini-batches: epochs in a fresh random order from `rng` (a
+    numpy Generator), each epoch's last incomplete batch dropped so every step sees the
+    same batch shape. An epoch is n // batch_size batches."""
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield order[start:start + batch_size]
+
+
+class LossLog:
+    """The loss history of a run: about `max_points` (step, loss) points, each the mean loss
+    over a window of consecutive steps, at x = steps done (a run of a million steps still
+    gives a small CSV for `dvc plots`)."""
+
+    def __init__(self, total_steps: int, max_points: int):
+        self.every = max(1, math.ceil(total_steps / max_points))
+        self.history = {"step": [], "loss": []}
+        self._total, self._count = 0.0, 0
+
+    def add(self, done: int, loss: float) -> None:
+        """Record the loss of the step that made `done` steps."""
+        self._total += loss
+        self._count += 1
+        if done % self.every == 0:
+            self.flush(done)
+
+    def flush(self, done: int) -> None:
+        """Close the current window at x = `done` steps (no-op if it is empty); call it once
+        more after training, for the last, shorter window."""
+        if self._count:
+            self.history["step"].append(done)
+            self.history["loss"].append(self._total / self._count)
+            self._total, self._count = 0.0, 0
 
 
 class TrainingMonitor:

@@ -43,6 +43,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow's first 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from rnnlab.errors import check_positive_int  # noqa: E402
+
 __all__ = [
     "RNNCell", "BasicRNNCell", "MyLSTMCell", "MyLSTMState", "Linear", "SequenceModel",
     "CELLS", "OPTIMIZERS", "make_cell", "make_model", "count_model_params",
@@ -67,13 +69,6 @@ JIT_TRAIN_STEP = True
 
 
 # ----------------------------------------------------------------------------- validation
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"Received an invalid value for argument `{name}`, expected a "
-                         f"positive integer, got {value!r}.")
-    return int(value)
-
 
 def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -311,8 +306,8 @@ class RNNCell(tf.Module):
 
     def __init__(self, n_in: int, n_hidden: int, name: str | None = None):
         super().__init__(name=name)
-        self.n_in = _check_positive_int("n_in", n_in)
-        self.n_hidden = _check_positive_int("n_hidden", n_hidden)
+        self.n_in = check_positive_int("n_in", n_in)
+        self.n_hidden = check_positive_int("n_hidden", n_hidden)
 
     @property
     def output_size(self) -> int:
@@ -346,11 +341,16 @@ class RNNCell(tf.Module):
                              f"an input of shape {x.shape}.")
         return x
 
-    def __call__(self, x, state=None):
+    def time_major_outputs(self, x, state=None):
+        """x (batch, time, n_in), checked -> (outputs (time, batch, H), final state); a None
+        state starts from zeros."""
         x = self._check_input(x)
         if state is None:
             state = self.zero_state(tf.shape(x)[0])
-        outputs, final_state = self.call_time_major(tf.transpose(x, [1, 0, 2]), state)
+        return self.call_time_major(tf.transpose(x, [1, 0, 2]), state)
+
+    def __call__(self, x, state=None):
+        outputs, final_state = self.time_major_outputs(x, state)
         return tf.transpose(outputs, [1, 0, 2]), final_state
 
 
@@ -462,8 +462,8 @@ class Linear(tf.Module):
 
     def __init__(self, n_in: int, n_out: int, seed: int = 0, name: str | None = None):
         super().__init__(name=name)
-        self.n_in = _check_positive_int("n_in", n_in)
-        self.n_out = _check_positive_int("n_out", n_out)
+        self.n_in = check_positive_int("n_in", n_in)
+        self.n_out = check_positive_int("n_out", n_out)
         rng = np.random.default_rng(_check_seed(seed))
         std = math.sqrt(2.0 / (self.n_in + self.n_out))
         self.kernel = _variable(rng.normal(0.0, std, size=(self.n_in, self.n_out)), "kernel")
@@ -537,10 +537,8 @@ class SequenceModel(tf.Module):
 
     def run(self, x, state=None):
         """x (batch, time, n_in) -> (y (batch, time, n_out), final cell state)."""
-        x = self.cell._check_input(x)
-        if state is None:
-            state = self.cell.zero_state(tf.shape(x)[0])
-        hs, final_state = self.cell.call_time_major(tf.transpose(x, [1, 0, 2]), state)
+        hs, final_state = self.cell.time_major_outputs(x, state)
+        # Project before transposing back: n_out is narrower than H, so the transpose is cheaper.
         return tf.transpose(self.output_layer(hs), [1, 0, 2]), final_state
 
     def __call__(self, x, state=None):
@@ -597,9 +595,9 @@ def make_cell(name: str, n_in: int, hidden: int, *, n_out: int, match_params: bo
     sets the RNN's recurrent matrix; the LSTM always uses Keras's initialisers.
     """
     _check_cell_name(name)
-    _check_positive_int("n_in", n_in)
-    _check_positive_int("hidden", hidden)
-    _check_positive_int("n_out", n_out)
+    check_positive_int("n_in", n_in)
+    check_positive_int("hidden", hidden)
+    check_positive_int("n_out", n_out)
     if init not in BasicRNNCell.INITS:
         raise ValueError(f"Received an invalid value for argument `init`, expected one of "
                          f"{BasicRNNCell.INITS}, got {init!r}.")
@@ -748,8 +746,7 @@ def make_optimizer(name: str, learning_rate: float, decay_steps: int = 0,
 
 # ----------------------------------------------------------------------------- training step
 
-def get_train_step(model: SequenceModel, loss_fn, optimizer, clip_norm: float = 5.0,
-                   jit_compile: bool | None = None):
+def get_train_step(model: SequenceModel, loss_fn, optimizer, clip_norm: float = 5.0):
     """The compiled training step: step(x, y) -> loss (the value of loss_fn) for one batch.
 
     Forward, hand-written BPTT, gradient clipping by the global norm over all weights
@@ -759,9 +756,8 @@ def get_train_step(model: SequenceModel, loss_fn, optimizer, clip_norm: float = 
         raise ValueError(f"clip_norm must be a number (0 = no clipping), got {clip_norm!r}.")
     variables = model.variables_list
     clip_norm = float(clip_norm)
-    jit_compile = JIT_TRAIN_STEP if jit_compile is None else bool(jit_compile)
 
-    @tf.function(jit_compile=jit_compile)
+    @tf.function(jit_compile=JIT_TRAIN_STEP)
     def step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(model(x), y)

@@ -8,10 +8,6 @@ One training loop serves both tasks: `train(model, loss_fn, inputs, targets, ...
 * Sine task (2c, 2d): inputs are curves[:, :-1, None], targets curves[:, 1:] (column t is
   the sample after input t); loss `tf_rnn.get_loss_sin`; `generate_sine` extrapolates
   by feeding back the model's own predictions, `evaluate_sine` scores both modes.
-
-`memory_config()` / `sine_config()` hold the tuned defaults (the values recommended for
-params.yaml); `run_memory` / `run_sine` do data, training and evaluation in one call, for
-experiments (the pipeline stages call `train` and the evaluators themselves).
 """
 
 from __future__ import annotations
@@ -27,7 +23,9 @@ import math  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rnnlab import tf_rnn  # noqa: E402  (imports tensorflow)
-from rnnlab.progress import TrainingMonitor, check_finite_arrays  # noqa: E402
+from rnnlab.errors import check_positive_int  # noqa: E402
+from rnnlab.progress import (  # noqa: E402
+    LossLog, TrainingMonitor, check_finite_arrays, shuffled_batches)
 
 import tensorflow as tf  # noqa: E402
 
@@ -42,7 +40,6 @@ def silence_tensorflow() -> None:
     TF_CPP_MIN_LOG_LEVEL=3 is set when this module is imported (it only takes effect if
     TensorFlow was not imported before); this also quiets the Python-side loggers.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     tf.get_logger().setLevel(logging.ERROR)
     tf.autograph.set_verbosity(0)
@@ -86,17 +83,6 @@ def sine_arrays(curves):
 
 # ----------------------------------------------------------------------------- training
 
-def _check_positive(name, value, kind=int):
-    if kind is int:
-        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    else:
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and math.isfinite(value))
-    if not ok or value <= 0:
-        raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}, "
-                         f"got {value!r}.")
-
-
 def train(model: tf_rnn.SequenceModel, loss_fn, inputs, targets, *, epochs: int,
           batch_size: int, learning_rate: float, optimizer: str = "adam",
           clip_norm: float = 5.0, seed: int = 0, desc: str = "tf_model",
@@ -132,9 +118,8 @@ def train(model: tf_rnn.SequenceModel, loss_fn, inputs, targets, *, epochs: int,
     Raises:
         DivergenceError if the loss or a weight becomes NaN/Inf.
     """
-    _check_positive("epochs", epochs)
-    _check_positive("batch_size", batch_size)
-    _check_positive("learning_rate", learning_rate, float)
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = check_positive_int("batch_size", batch_size)
     if not (isinstance(input_noise, (int, float)) and math.isfinite(input_noise)
             and input_noise >= 0):
         raise ValueError(f"input_noise must be a number >= 0, got {input_noise!r}.")
@@ -147,9 +132,9 @@ def train(model: tf_rnn.SequenceModel, loss_fn, inputs, targets, *, epochs: int,
         raise ValueError(f"{desc}: the model takes {model.n_in} input features, the data "
                          f"has {inputs.shape[2]}.")
     n = inputs.shape[0]
-    batch_size = min(int(batch_size), n)
+    batch_size = min(batch_size, n)
     steps_per_epoch = n // batch_size
-    total_steps = int(epochs) * steps_per_epoch
+    total_steps = epochs * steps_per_epoch
     report_scale = 1.0 / batch_size if getattr(loss_fn, "sums_over_batch", False) else 1.0
 
     opt = tf_rnn.make_optimizer(optimizer, learning_rate, decay_steps=total_steps,
@@ -170,35 +155,23 @@ def train(model: tf_rnn.SequenceModel, loss_fn, inputs, targets, *, epochs: int,
                                                         seed=tf.stack([noise_seed, step]))
         return step_fn(x, tf.gather(y_all, idx))
 
-    rng = np.random.default_rng(seed)
-    window = max(1, math.ceil(total_steps / max_points))
-    history = {"step": [], "loss": []}
-    window_losses = []
+    batches = shuffled_batches(np.random.default_rng(seed), n, batch_size)
+    log = LossLog(total_steps, max_points)
     monitor = TrainingMonitor(total_steps, desc, learning_rate)
-    step = 0
     try:
-        for epoch in range(int(epochs)):
-            order = rng.permutation(n).astype(np.int32)
-            for b in range(steps_per_epoch):
-                loss = float(batch_step(order[b * batch_size:(b + 1) * batch_size],
-                                        tf.constant(step, tf.int64)))
-                loss *= report_scale
-                monitor.update(step, loss)
-                window_losses.append(loss)
-                step += 1
-                if len(window_losses) == window or step == total_steps:
-                    history["step"].append(step)
-                    history["loss"].append(float(np.mean(window_losses)))
-                    window_losses = []
-            if on_epoch_end is not None and on_epoch_end(epoch, step):
+        for step in range(total_steps):
+            loss = report_scale * float(batch_step(next(batches).astype(np.int32),
+                                                   tf.constant(step, tf.int64)))
+            monitor.update(step, loss)
+            log.add(step + 1, loss)
+            if (step + 1) % steps_per_epoch == 0 and on_epoch_end is not None \
+                    and on_epoch_end((step + 1) // steps_per_epoch - 1, step + 1):
                 break
     finally:
         monitor.close()
-    if window_losses:
-        history["step"].append(step)
-        history["loss"].append(float(np.mean(window_losses)))
-    check_finite_arrays(model.get_weights().items(), desc, max(step - 1, 0), learning_rate)
-    return history
+    log.flush(step + 1)
+    check_finite_arrays(model.get_weights().items(), desc, step, learning_rate)
+    return log.history
 
 
 # ----------------------------------------------------------------------------- sine task
@@ -210,7 +183,7 @@ def generate_sine(model: tf_rnn.SequenceModel, given, n_generated: int):
     given: (N, n_given). Returns (N, n_generated): column j estimates sample n_given + j
     (the output after reading sample t is the model's estimate of sample t + 1).
     """
-    _check_positive("n_generated", n_generated)
+    check_positive_int("n_generated", n_generated)
     given = np.asarray(given, dtype=np.float32)
     if given.ndim != 2 or given.shape[1] < 1:
         raise ValueError(f"generate_sine: expected given samples (N, n_given >= 1), got "
@@ -244,8 +217,8 @@ def evaluate_sine(model: tf_rnn.SequenceModel, curves, n_given: int, n_generated
         generated: (N, n_generated), aligned with curves[:, n_given:n_given + n_generated].
     """
     curves = np.asarray(curves, dtype=np.float32)
-    _check_positive("n_given", n_given)
-    _check_positive("n_generated", n_generated)
+    check_positive_int("n_given", n_given)
+    check_positive_int("n_generated", n_generated)
     if curves.ndim != 2 or curves.shape[1] < n_given + n_generated:
         raise ValueError(f"evaluate_sine: curves must be (N, length >= n_given + n_generated "
                          f"= {n_given + n_generated}), got {curves.shape}.")
@@ -268,14 +241,13 @@ def evaluate_memory(model: tf_rnn.SequenceModel, inputs, targets, to_remember_le
     comparable with the memoryless baseline L ln(8) / T), test_accuracy (argmax recall
     accuracy over the last L outputs only) and accuracy_by_position (L floats).
     """
-    _check_positive("to_remember_len", to_remember_len)
+    L = check_positive_int("to_remember_len", to_remember_len)
     inputs, targets = np.asarray(inputs), np.asarray(targets)
     if inputs.ndim == 2:
         inputs, targets = memory_arrays(inputs, targets, model.n_in)
     if targets.ndim != 2 or inputs.shape[:2] != targets.shape:
         raise ValueError(f"evaluate_memory: inputs {inputs.shape} and targets "
                          f"{targets.shape} do not match.")
-    L = int(to_remember_len)
     if L > targets.shape[1]:
         raise ValueError(f"evaluate_memory: to_remember_len={L} exceeds the sequence "
                          f"length {targets.shape[1]}.")
