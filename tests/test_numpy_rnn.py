@@ -368,6 +368,7 @@ def test_exploding_gradients_small():
     assert list(result["seq_len"]) == list(range(1, 60))
     no_clip, clip = result["grad_no_clip"], result["grad_clip"]
     assert np.all(np.isfinite(no_clip)) and np.all(clip <= no_clip * (1 + 1e-12))
+    assert np.any(clip < no_clip)  # clipping did something (here from length 21 on)
     assert no_clip[-1] > no_clip[0]  # the summed loss's gradient grows with the length
 
 
@@ -380,6 +381,14 @@ def test_blas_threads_restores_setting():
     before = api[0]()
     with blas_threads(1):
         assert api[0]() == 1
+    assert api[0]() == before
+    # The above proves nothing when OpenBLAS already runs one thread: from an outer setting
+    # of 2, the inner block must switch to 1 and then restore 2 (and the outer one `before`).
+    with blas_threads(2):
+        assert api[0]() == 2
+        with blas_threads(1):
+            assert api[0]() == 1
+        assert api[0]() == 2
     assert api[0]() == before
 
 

@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from rnnlab.errors import check_positive_int
+
 INITS = ("identity", "random", "orthogonal")
 
 # Gain of the recurrent matrix for init="random" and "orthogonal". Both matrices are
@@ -162,12 +164,6 @@ def _sum_outer(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> n
     return np.add.reduce(parts, out=out)
 
 
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
 def _check_dtype(dtype) -> np.dtype:
     message = f"`dtype` must be a numpy float dtype. Received: dtype={dtype!r}"
     try:
@@ -238,8 +234,8 @@ class BasicRNNCell:
 
     def __init__(self, n_in: int, n_hidden: int, init: str = "identity", rng=None,
                  dtype=np.float64):
-        self.n_in = _check_positive_int("n_in", n_in)
-        self.n_hidden = _check_positive_int("n_hidden", n_hidden)
+        self.n_in = check_positive_int("n_in", n_in)
+        self.n_hidden = check_positive_int("n_hidden", n_hidden)
         if init not in INITS:
             raise ValueError(f"`init` must be one of {INITS}. Received: init={init!r}")
         self.init = init
@@ -277,12 +273,12 @@ class BasicRNNCell:
         x1[..., :D] = x.swapaxes(0, 1)
         x1[..., D] = 1.0
         W_in = np.concatenate([self.W_hx.T, self.b_h[None, :]])  # (D+1, H)
-        # hs[0] is h_0 = 0 and hs[t] is h_t, so h_{t-1} of every step is hs[:-1] in one block.
-        hs = np.empty((T + 1, B, H), dtype=self.dtype)
-        hs[0] = 0.0
+        # hs[t] is h_{t+1} (h_1..h_T, time-major): h_0 = 0 is never stored, as the loop starts
+        # at h_1 and bprop needs h_0 nowhere (it drops out of dW_hh).
+        hs = np.empty((T, B, H), dtype=self.dtype)
         # The input projection does not depend on the recurrence: one matmul for all steps,
         # written straight into the state buffer, which the loop then completes in place.
-        _matmul(x1.reshape(T * B, D + 1), W_in, out=hs[1:].reshape(T * B, H))
+        _matmul(x1.reshape(T * B, D + 1), W_in, out=hs.reshape(T * B, H))
         # np.dot into a preallocated buffer with a C-contiguous right operand is the cheapest
         # small matmul numpy offers: 25-40% faster per step than matmul with a transposed view.
         W_hh_T = np.ascontiguousarray(self.W_hh.T)
@@ -292,15 +288,15 @@ class BasicRNNCell:
             recurrent = np.empty_like(h[0])
             # maximum against a zero array takes numpy's fast SIMD path (3-5x faster than 0).
             zeros = np.zeros_like(recurrent)
-            np.maximum(h[1], zeros, out=h[1])  # h_0 = 0: W_hh h_0 adds nothing
-            for t in range(2, T + 1):
+            np.maximum(h[0], zeros, out=h[0])  # h_1: h_0 = 0, so W_hh h_0 adds nothing
+            for t in range(1, T):
                 np.dot(h[t - 1], W_hh_T, out=recurrent)
                 h[t] += recurrent
                 np.maximum(h[t], zeros, out=h[t])
 
         _map_shards(recur, _shards(B, B * H * H))
         self.cache = (x1, hs)
-        return hs[1:].swapaxes(0, 1)
+        return hs.swapaxes(0, 1)
 
     def bprop(self, dh: np.ndarray, compute_dx: bool = True) -> np.ndarray | None:
         """Backpropagation through time (the sheet's equations, all sequences at once).
@@ -324,7 +320,7 @@ class BasicRNNCell:
             d, dy = da[:, rows], dh_tm[:, rows]
             carry = np.zeros_like(d[0])  # W_hh^T d(h-hat)_{t+1}, zero at t = T
             # The forward ReLU's mask: h_t > 0 exactly where its input was > 0.
-            mask = hs[1:, rows] > 0
+            mask = hs[:, rows] > 0
             for t in range(T - 1, -1, -1):
                 np.add(dy[t], carry, out=d[t])  # dh_t = dy_t + W_hh^T dh-hat_{t+1}
                 d[t] *= mask[t]  # the units the forward ReLU switched off pass nothing back
@@ -332,10 +328,10 @@ class BasicRNNCell:
                     np.dot(d[t], self.W_hh, out=carry)
 
         _map_shards(backprop, _shards(B, B * H * H))
-        # The sheet's "+=" over time, done as one matmul over all stacked (t, b) rows (t = 1
-        # is left out of dW_hh: h_0 = 0).
+        # The sheet's "+=" over time, done as one matmul over all stacked (t, b) rows: the
+        # d(h-hat) of steps 2..T against h_1..h_{T-1} (step 1 is left out of dW_hh: h_0 = 0).
         da_rows = da.reshape(T * B, H)
-        _sum_outer(da_rows[B:], hs[1:-1].reshape((T - 1) * B, H), out=self.dW_hh)
+        _sum_outer(da_rows[B:], hs[:-1].reshape((T - 1) * B, H), out=self.dW_hh)
         dW_in = _sum_outer(da_rows, x1.reshape(T * B, D1))  # (H, D+1): [dW_hx | db_h], bias trick
         self.dW_hx[...] = dW_in[:, :-1]
         self.db_h[...] = dW_in[:, -1]
@@ -364,8 +360,8 @@ class LinearLayer:
     """
 
     def __init__(self, n_in: int, n_out: int, rng=None, dtype=np.float64):
-        self.n_in = _check_positive_int("n_in", n_in)
-        self.n_out = _check_positive_int("n_out", n_out)
+        self.n_in = check_positive_int("n_in", n_in)
+        self.n_out = check_positive_int("n_out", n_out)
         self.dtype = _check_dtype(dtype)
         rng = _check_rng(rng)
         self.W = _glorot_normal(rng, (self.n_out, self.n_in), self.dtype)
