@@ -9,14 +9,13 @@ task) and >= 1.0 at the large one. The numpy step runs on one BLAS thread, as tr
 (see rnnlab.numpy_rnn.blas_threads); Keras uses its default thread pools. The two steps are
 timed in alternating rounds, so load from other processes hits both alike.
 
-Run: .venv/bin/python benchmarks/bench_numpy.py [--quick] [--time-to-accuracy]
+Run: .venv/bin/python benchmarks/bench_numpy.py [--repeats N] [--time-to-accuracy]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parents[1]
 
-from common import matmul_gflops  # noqa: E402
+from common import interleaved_median_ms, matmul_gflops  # noqa: E402
 from rnnlab import numpy_train  # noqa: E402
 from rnnlab.config import read_params, validate  # noqa: E402
 from rnnlab.datasets import make_dataset  # noqa: E402
@@ -98,18 +97,12 @@ def keras_step(B: int, T: int, V: int, H: int):
     return lambda: step(x, y).numpy()  # .numpy() waits for the result
 
 
-def _alternating_median_ms(numpy_fn, keras_fn, warmup: int, repeats: int) -> tuple[float, float]:
-    """Median ms of each function, timed in alternating rounds (numpy on one BLAS thread)."""
-    times = ([], [])
-    for i in range(warmup + repeats):
-        for fn, out, threads in ((numpy_fn, times[0], 1), (keras_fn, times[1], None)):
-            with blas_threads(threads):
-                start = time.perf_counter()
-                fn()
-                elapsed = time.perf_counter() - start
-            if i >= warmup:
-                out.append(elapsed)
-    return tuple(1e3 * statistics.median(t) for t in times)
+def _one_blas_thread(fn):
+    """`fn` run with numpy's BLAS limited to one thread, as training runs it."""
+    def run():
+        with blas_threads(1):
+            return fn()
+    return run
 
 
 def run_cases(repeats: int = 20) -> list[dict]:
@@ -117,8 +110,10 @@ def run_cases(repeats: int = 20) -> list[dict]:
     peak_gflops (numpy matmul rate, one thread, at the case's per-step (B,H)x(H,H) shape)."""
     rows = []
     for name, B, T, V, H in CASES:
-        ms, ref = _alternating_median_ms(numpy_step(B, T, V, H), keras_step(B, T, V, H),
-                                         warmup=3, repeats=repeats)
+        times = interleaved_median_ms({"numpy": _one_blas_thread(numpy_step(B, T, V, H)),
+                                       "keras": keras_step(B, T, V, H)},
+                                      repeats, warmup=3)
+        ms, ref = times["numpy"], times["keras"]
         with blas_threads(1):
             peak = matmul_gflops(B, H, H)
         rows.append({"case": name, "rnnlab_ms": ms, "reference_ms": ref,

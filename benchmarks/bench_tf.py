@@ -16,7 +16,6 @@ Run: python benchmarks/bench_tf.py [--repeats N] [--no-tta]
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
-from common import matmul_gflops, median_ms  # noqa: E402
+from common import interleaved_median_ms, matmul_gflops  # noqa: E402
 
 # name, batch, time steps, inputs, hidden, outputs, loss
 CASES = [
@@ -111,18 +110,6 @@ def keras_step(B, T, D, H, O, loss):
     return lambda: step().numpy()
 
 
-def _interleaved_ms(fns: dict, repeats: int, rounds: int = 5) -> dict:
-    """Median over `rounds` alternating rounds of each function's median time (ms)."""
-    for fn in fns.values():
-        fn()  # compile
-    per_round = max(1, repeats // rounds)
-    results = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            results[name].append(median_ms(fn, warmup=1, repeats=per_round))
-    return {name: statistics.median(values) for name, values in results.items()}
-
-
 def run_cases(repeats: int = 20) -> list[dict]:
     """Times each case; returns dicts with case, rnnlab_ms, reference_ms, gflops, peak_gflops.
 
@@ -135,8 +122,10 @@ def run_cases(repeats: int = 20) -> list[dict]:
     _quiet_tensorflow()
     rows = []
     for name, B, T, D, H, O, loss in CASES:
-        times = _interleaved_ms({"rnnlab": rnnlab_step(B, T, D, H, O, loss),
-                                 "reference": keras_step(B, T, D, H, O, loss)}, repeats)
+        # 5 rounds of repeats // 5 timed calls each, one untimed call (compilation) first
+        times = interleaved_median_ms({"rnnlab": rnnlab_step(B, T, D, H, O, loss),
+                                       "reference": keras_step(B, T, D, H, O, loss)},
+                                      repeats, rounds=5, warmup=1, round_warmup=1)
         rows.append({
             "case": name,
             "rnnlab_ms": round(times["rnnlab"], 3),
@@ -154,18 +143,17 @@ def time_to_accuracy(target: float = 0.99, max_seconds: float = 300.0, verbose: 
     and excludes evaluation; the test set is checked after every epoch. inf if not reached.
     """
     _quiet_tensorflow()
-    from rnnlab import data, tf_rnn, tf_train
+    from rnnlab import tf_rnn, tf_train
     from rnnlab.config import read_params, validate
+    from rnnlab.datasets import make_dataset
 
     params = validate(read_params(REPO / "params.yaml"))
     m, t, task = params["tf_model"], params["tf_memory"], params["memory_task"]
     tf_train.set_determinism(m["seed"])
-    n_symbols, L = task["vocab_size"] - 2, task["to_remember_len"]
-    train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(task["seed"]).spawn(2))
-    train_x, train_y = tf_train.memory_arrays(*data.memory_task(
-        task["n_train"], L, task["blank_separation_len"], n_symbols, train_rng))
-    test_in, test_tg = data.memory_task(task["n_test"], L, task["blank_separation_len"],
-                                        n_symbols, test_rng)
+    L = task["to_remember_len"]
+    splits = make_dataset("memory", task)
+    train_x, train_y = tf_train.memory_arrays(**splits["train"])
+    test_in, test_tg = splits["test"]["inputs"], splits["test"]["targets"]
     model = tf_rnn.make_model("lstm", train_x.shape[-1], m["hidden"],
                               n_out=task["vocab_size"], seed=m["seed"])
     state = {"train_seconds": 0.0, "last": time.perf_counter(), "reached": None}

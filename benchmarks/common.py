@@ -20,6 +20,28 @@ def median_ms(fn, warmup: int = 3, repeats: int = 20) -> float:
     return 1e3 * statistics.median(times)
 
 
+def interleaved_median_ms(fns: dict, repeats: int, rounds: int | None = None, warmup: int = 1,
+                          round_warmup: int = 0) -> dict:
+    """Median wall time (ms) of each no-argument function of `fns` ({name: fn}), timed in
+    alternating rounds so that load from other processes hits them all alike.
+
+    Each function is first called `warmup` times untimed (compilation, caches). Then, in each of
+    `rounds` rounds (default `repeats`: one timed call of each function per round), every
+    function in turn gets `round_warmup` untimed and max(1, repeats // rounds) timed calls.
+    A function's result is the median over the rounds of its per-round median.
+    """
+    rounds = repeats if rounds is None else rounds
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    per_round = max(1, repeats // rounds)
+    results = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            results[name].append(median_ms(fn, warmup=round_warmup, repeats=per_round))
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
 def matmul_gflops(m: int, k: int, n: int, dtype=np.float32, repeats: int = 30) -> float:
     """This machine's measured numpy matmul rate (GFLOP/s) for an (m, k) @ (k, n) product.
 
