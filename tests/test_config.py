@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def default_params() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    return read_params(REPO / "params.yaml")
 
 
 def _set(section, key, value):
@@ -120,15 +120,52 @@ def test_integers_are_accepted_where_numbers_are_expected():
     assert cfg["numpy_rnn"]["learning_rate"] == 1.0 and isinstance(cfg["numpy_rnn"]["clip_norm"], float)
 
 
-def test_exponent_numbers_without_a_dot_are_numbers():
-    # PyYAML (YAML 1.1) reads `1e-3` as the string '1e-3'; `dvc exp run -S lr=1e-3` writes that.
-    params = yaml.safe_load(yaml.safe_dump(default_params()).replace(
-        "learning_rate: 0.001", "learning_rate: 1e-3", 1))
-    assert params["exploding_gradients"]["learning_rate"] == "1e-3"
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    # Plain PyYAML (YAML 1.1) reads `1e-3` as the string '1e-3', and DVC writes a float set by
+    # `dvc exp run -S` back as `1e+38`; the params loader reads both as numbers (YAML 1.2).
+    text = yaml.safe_dump(default_params())
+    assert yaml.safe_load("x: 1e-3")["x"] == "1e-3"
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("learning_rate: 0.001", "learning_rate: 1e-3", 1))
+    params = read_params(path)
+    assert params["exploding_gradients"]["learning_rate"] == 0.001
+    assert isinstance(params["exploding_gradients"]["learning_rate"], float)
     assert validate(params)["exploding_gradients"]["learning_rate"] == 0.001
+    for written, number in (("1e38", 1e38), ("1e+38", 1e38), ("-2E+5", -2e5), ("1.5e3", 1500.0)):
+        path.write_text(f"x: {written}\n")
+        assert read_params(path)["x"] == number and isinstance(read_params(path)["x"], float)
+    # Everything else resolves as in YAML 1.1.
+    path.write_text("a: .inf\nb: 1_000\nc: 0x1f\nd: yes\ne: 1e3x\nf: '1e-3'\n")
+    assert read_params(path) == {"a": float("inf"), "b": 1000, "c": 31, "d": True, "e": "1e3x",
+                                 "f": "1e-3"}
+    # A quoted exponent is a string, and a string is not a number.
+    path.write_text(text.replace("learning_rate: 0.001", "learning_rate: '1e-3'", 1))
+    params = read_params(path)
+    assert params["exploding_gradients"]["learning_rate"] == "1e-3"
+    with pytest.raises(ConfigError, match="exploding_gradients.learning_rate: got '1e-3'"):
+        validate(params)
     params["exploding_gradients"]["learning_rate"] = "1e-3x"
     with pytest.raises(ConfigError, match="exploding_gradients.learning_rate: got '1e-3x'"):
         validate(params)
+
+
+def test_set_overrides_are_read_like_params_yaml():
+    # `python -m rnnlab.capacity -S section.key=value` reads the value with the params loader
+    # and hands it to `dvc exp run -S` in a form DVC reads back as the same value.
+    import argparse
+
+    from rnnlab.capacity import _key_value
+    from rnnlab.dvc_cli import set_args
+
+    assert _key_value("tf_memory.learning_rate=1e-3") == ("tf_memory.learning_rate", 0.001)
+    assert _key_value("tf_memory.learning_rate=1e38") == ("tf_memory.learning_rate", 1e38)
+    assert _key_value("tf_model.cell=rnn") == ("tf_model.cell", "rnn")
+    assert _key_value("tf_model.match_params=false") == ("tf_model.match_params", False)
+    assert _key_value("tf_memory.epochs=15") == ("tf_memory.epochs", 15)
+    with pytest.raises(argparse.ArgumentTypeError, match="-S tf_model.cell: not valid YAML"):
+        _key_value("tf_model.cell=[rnn")
+    assert set_args({"a.lr": 1e38, "a.flag": False, "a.cell": "rnn"}) == [
+        "-S", "a.lr=1e+38", "-S", "a.flag=false", "-S", "a.cell=rnn"]
 
 
 def test_unsafe_yaml_and_broken_yaml_are_refused(tmp_path):

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from rnnlab.dvc_cli import dvc, dvc_output, set_args
+from rnnlab.dvc_cli import describe_failure, dvc, dvc_output, set_args
 
 CELLS = {
     "rnn": {"tf_model.cell": "rnn", "tf_model.init": "random", "tf_model.match_params": True},
@@ -46,6 +46,11 @@ STAGE_ERROR = re.compile(r"^[\w@.-]+: error: (.*)$", re.MULTILINE)  # run_stage'
 
 def experiment_name(cell: str, delay: int, seed: int, prefix: str = PREFIX) -> str:
     return f"{prefix}-{cell}-b{delay}-s{seed}"
+
+
+def run_settings(cell: str, overrides: dict) -> dict:
+    """A cell's params overrides: its own settings, with `overrides` winning over them."""
+    return {**CELLS[cell], **overrides}
 
 
 def grid_points(cells: list[str], delays: list[int], seeds: list[int]) -> list[tuple]:
@@ -91,7 +96,7 @@ def queue_grid(points: list[tuple], names: list[str], overrides: dict, jobs: int
     """
     listed_before = clear_old_runs(names)
     for i, ((cell, delay, seed), name) in enumerate(zip(points, names)):
-        settings = {**CELLS[cell], **overrides,
+        settings = {**run_settings(cell, overrides),
                     "memory_task.blank_separation_len": delay, "tf_model.seed": seed}
         dvc("exp", "run", "--queue", "-n", name, *set_args(settings), "train_memory", quiet=True)
         if i + 1 == jobs:  # queueing the rest takes ~2 s each: let the workers run meanwhile
@@ -206,11 +211,18 @@ def write_summary(table: dict, json_path: str, png_path: str) -> None:
                                                  table["memoryless_loss"], failed))
 
 
-def _key_value(text: str) -> tuple[str, str]:
+def _key_value(text: str) -> tuple[str, Any]:
+    """`section.key=value` -> (key, value), the value read as params.yaml would read it."""
+    from rnnlab.config import parse_yaml
+    from rnnlab.errors import ConfigError
+
     key, sep, value = text.partition("=")
     if not sep or "." not in key:
         raise argparse.ArgumentTypeError(f"expected section.key=value, got {text!r}")
-    return key, value
+    try:
+        return key, parse_yaml(value, f"-S {key}")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -246,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         stop_queue(names)
         sys.exit("capacity: interrupted; the queue is stopped and this grid's queued runs removed")
     except subprocess.CalledProcessError as exc:
-        sys.exit(f"capacity: `{' '.join(exc.cmd)}` failed with exit {exc.returncode}")
+        sys.exit(f"capacity: {describe_failure(exc)}")
     except RuntimeError as exc:
         sys.exit(f"capacity: error: {exc}")
     # A failed run (e.g. diverged training) is a result of the study, not the end of it.
@@ -257,10 +269,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("capacity: error: every run failed (reasons above)")
     from rnnlab.config import read_params
 
-    remember = int(overrides.get("memory_task.to_remember_len",
-                                 read_params()["memory_task"]["to_remember_len"]))
+    remember = overrides.get("memory_task.to_remember_len",
+                             read_params()["memory_task"]["to_remember_len"])
     table = summarise(results, failures, args.cells, delays, seeds, remember, args.prefix)
-    table["settings"] = {cell: {**CELLS[cell], **overrides} for cell in args.cells}
+    table["settings"] = {cell: run_settings(cell, overrides) for cell in args.cells}
     write_summary(table, args.json, args.png)
     print(f"capacity: {len(names)} experiments ({len(failures)} failed) in "
           f"{time.perf_counter() - start:.0f} s; wrote {args.json} and {args.png}")

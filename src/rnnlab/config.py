@@ -22,9 +22,18 @@ from rnnlab.errors import ConfigError
 PARAMS_FILE = "params.yaml"
 
 
-# PyYAML reads YAML 1.1, where a number in exponent form without a dot (1e-3, as people
-# write it in params.yaml and `dvc exp run -S`) is a string; number rules accept it.
-_YAML11_EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1) that also reads exponent numbers as floats, as YAML 1.2 does.
+
+    YAML 1.1 wants a dot and a signed exponent (1.0e-3), so `1e-3` as people write it, and
+    `1e+38` as DVC writes a float back into params.yaml after `dvc exp run -S`, would be
+    strings. Everything else (.inf, .nan, yes/no, 0o17, ...) resolves as in YAML 1.1.
+    """
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,6 @@ class Rule:
             if value not in self.choices:
                 raise ConfigError(f"{path}: got {value!r}; expected {self.describe()}")
             return value
-        if self.kind is float and isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value):
-            value = float(value)
         if not _has_type(value, self.kind):
             raise ConfigError(f"{path}: got {value!r} ({type(value).__name__}); expected {self.describe()}")
         value = self.kind(value)
@@ -188,6 +195,15 @@ def _validate_section(section: str, values: Any) -> dict[str, Any]:
     return out
 
 
+def parse_yaml(text: str, source: str | Path) -> Any:
+    """Parse params YAML with `ParamsLoader` (no Python object tags); the one place params text
+    becomes values: params.yaml and `-S key=value` overrides alike. Raises ConfigError."""
+    try:
+        return yaml.load(text, Loader=ParamsLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
 def read_params(path: str | Path = PARAMS_FILE) -> Any:
     """Parse params.yaml safely (no Python object tags). Raises ConfigError if unreadable."""
     path = Path(path)
@@ -195,10 +211,7 @@ def read_params(path: str | Path = PARAMS_FILE) -> Any:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the params file ({exc.strerror})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_yaml(text, path)
 
 
 def load_config(sections: list[str], path: str | Path = PARAMS_FILE) -> SimpleNamespace:

@@ -9,6 +9,7 @@ experiments that no worker ever picks up. Commands are argument lists, never she
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -38,10 +39,19 @@ def dvc_output(*args: str, check: bool = False) -> str:
                           env=environment()).stdout
 
 
+def describe_failure(exc: subprocess.CalledProcessError) -> str:
+    """What failed, for the one-line exit message: "`dvc exp show --json` failed with exit 1"."""
+    command = exc.cmd if isinstance(exc.cmd, str) else shlex.join(exc.cmd)
+    return f"`{command}` failed with exit {exc.returncode}"
+
+
 def set_args(overrides: dict) -> list[str]:
     """`-S key=value` arguments of `dvc exp run` for {params.yaml key: value}."""
     args = []
     for key, value in overrides.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)  # YAML booleans
+        if isinstance(value, bool) or value is None:  # YAML true, false and null
+            text = "null" if value is None else str(value).lower()
+        else:
+            text = str(value)
         args += ["-S", f"{key}={text}"]
     return args

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rnnlab.dvc_cli import dvc_output
+from rnnlab.dvc_cli import describe_failure, dvc_output
 
 TEMPLATE = Path(".dvc/tmp/rnnlab_offline_template.html")
 STYLE = ("body{font-family:sans-serif;margin:1.5em;}"
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         page = render(args.revisions if args.command == "diff" else [], args.out)
     except subprocess.CalledProcessError as exc:
-        sys.exit(f"plots: `{' '.join(exc.cmd[1:3])}` failed (exit {exc.returncode})")
+        sys.exit(f"plots: {describe_failure(exc)}")
     print(f"plots: offline page written to {page} (open it in a browser; no network needed)")
 
 
