@@ -12,13 +12,12 @@ params it changes.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from rnnlab.config import read_params, validate
-from rnnlab.dvc_cli import dvc, set_args
+from rnnlab.dvc_cli import describe_failure, dvc, set_args
 
 # name -> overrides (params.yaml key -> value), compared in pairs below.
 EXPERIMENTS = {
@@ -68,18 +67,19 @@ def report(pairs: list[tuple[str, str]], out_dir: str) -> None:
 
     a, b = pairs[0]
     page = render([a, b], f"{out_dir}/{a}_vs_{b}")
-    keep_figures(page.parent, [a, b])
+    keep_figures(page.parent, [a])  # b = lstm is the default: the README shows plots/'s figure
     print(f"compare: experiments {', '.join(names)} done; `dvc plots diff {a} {b}` "
           f"(offline page): {page}")
 
 
 def keep_figures(page_dir: Path, names: list[str], dest: Path = FIGURES) -> None:
-    """Copy each experiment's sine extrapolation PNG out of the plots page into docs/figures,
+    """Copy these experiments' sine extrapolation PNGs out of the plots page into docs/figures,
     where the README shows them (the page itself is a build product, not committed)."""
-    dest.mkdir(parents=True, exist_ok=True)
+    from rnnlab.io import atomic_output
+
     for name in names:
-        shutil.copyfile(page_dir / "static" / f"{name}_plots_sine_extrapolation.png",
-                        dest / f"sine_extrapolation_{name}.png")
+        with atomic_output(dest / f"sine_extrapolation_{name}.png") as tmp:
+            tmp.write_bytes((page_dir / "static" / f"{name}_plots_sine_extrapolation.png").read_bytes())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     except RnnlabError as exc:
         sys.exit(f"compare: error: {exc}")
     except subprocess.CalledProcessError as exc:
-        sys.exit(f"compare: `dvc {' '.join(exc.cmd[1:])}` failed with exit {exc.returncode}")
+        sys.exit(f"compare: {describe_failure(exc)}")
 
 
 if __name__ == "__main__":
