@@ -4,9 +4,9 @@ It tracks the whole file, so even a mistyped section name (which no other stage 
 reported. Its output never changes, so it triggers nothing downstream by itself.
 """
 
-from rnnlab.cli import run_stage
-from rnnlab.config import read_params, validate
-from rnnlab.io import write_text
+from rnnlab.pipeline.files import write_text
+from rnnlab.pipeline.params import read_params, validate
+from rnnlab.pipeline.stage import run_stage
 
 
 def main() -> str:

@@ -1,14 +1,14 @@
 """Stage exploding_gradients: mean |gradient| against sequence length, with and without clipping."""
 
-from rnnlab.cli import run_stage
-from rnnlab.config import load_config
+from rnnlab.pipeline.params import load_params
+from rnnlab.pipeline.stage import run_stage
 
 
 def main() -> str:
-    p = load_config(["exploding_gradients"]).exploding_gradients
-    from rnnlab import plotting
-    from rnnlab.io import write_csv, write_png
-    from rnnlab.numpy_train import exploding_gradients
+    (p,) = load_params("exploding_gradients")
+    from rnnlab.numpy_rnn.exploding import exploding_gradients
+    from rnnlab.pipeline import plotting
+    from rnnlab.pipeline.files import write_csv, write_png
 
     curves = exploding_gradients(seed=p.seed, hidden=p.hidden, vocab_size=p.vocab_size,
                                  pretrain_steps=p.pretrain_steps, max_seq_len=p.max_seq_len,

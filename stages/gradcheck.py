@@ -1,13 +1,13 @@
 """Stage gradcheck: the numpy RNN's BPTT against central finite differences, every entry."""
 
-from rnnlab.cli import run_stage
-from rnnlab.config import load_config
-from rnnlab.io import write_json
+from rnnlab.pipeline.params import load_params
+from rnnlab.pipeline.stage import run_stage
 
 
 def main() -> str:
-    p = load_config(["gradcheck"]).gradcheck
-    from rnnlab.numpy_train import gradient_check
+    (p,) = load_params("gradcheck")
+    from rnnlab.numpy_rnn.gradcheck import gradient_check
+    from rnnlab.pipeline.files import write_json
 
     result = gradient_check(seed=p.seed, batch_size=p.batch_size, seq_len=p.seq_len,
                             vocab_size=p.vocab_size, hidden=p.hidden)

@@ -3,16 +3,16 @@ from its section of params.yaml."""
 
 import sys
 
-from rnnlab.cli import run_stage
-from rnnlab.config import read_params, validate
+from rnnlab.pipeline.params import as_dict, read_params, validate
+from rnnlab.pipeline.stage import run_stage
 
 
 def main() -> str:
-    params = validate(read_params())  # before any heavy import or work
-    from rnnlab.datasets import DATASETS, write_dataset  # numpy only; never TensorFlow
+    cfg = validate(read_params())  # before any heavy import or work
+    from rnnlab.pipeline.datasets import DATASETS, write_dataset  # numpy only, never TensorFlow
 
     spec = DATASETS[sys.argv[1]]
-    sizes = write_dataset(sys.argv[1], params[spec.section])
+    sizes = write_dataset(sys.argv[1], as_dict(cfg[spec.section]))
     return f"wrote {sizes['train']} train / {sizes['test']} test sequences to {spec.folder}/"
 
 

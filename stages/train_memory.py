@@ -2,40 +2,50 @@
 
 import time
 
-from rnnlab.cli import import_tensorflow, run_stage
-from rnnlab.config import load_config, section_dict
+from rnnlab.pipeline.params import as_dict, load_params
+from rnnlab.pipeline.stage import run_stage
 
 
 def main() -> str:
-    cfg = load_config(["memory_task", "tf_model", "tf_memory"])
-    task, m, t = section_dict(cfg.memory_task), cfg.tf_model, cfg.tf_memory
-    from rnnlab.datasets import read_dataset
+    task, m, t = load_params("memory_task", "tf_model", "tf_memory")
+    from rnnlab.pipeline.datasets import read_dataset
 
-    train, test = (read_dataset("memory", split, task) for split in ("train", "test"))
-    import_tensorflow()  # only after params and data are checked
-    from rnnlab import tf_rnn, tf_train
-    from rnnlab.runs import save_run
+    # Params and data are checked before TensorFlow's slow import.
+    train, test = (read_dataset("memory", split, as_dict(task)) for split in ("train", "test"))
+    from rnnlab.pipeline.runs import LiveLog, checkpoint_every, save_run
+    from rnnlab.tf_rnn._tf import set_determinism
+    from rnnlab.tf_rnn.losses import MEMORY_LOSS
+    from rnnlab.tf_rnn.model import make_model, model_description
+    from rnnlab.tf_rnn.tasks import evaluate_memory, memory_arrays
+    from rnnlab.tf_rnn.train import train as train_model
 
-    tf_train.set_determinism(m.seed)
-    vocab, remember = task["vocab_size"], task["to_remember_len"]
-    model = tf_rnn.make_model(m.cell, vocab, m.hidden, n_out=vocab, match_params=m.match_params,
-                              init=m.init, seed=m.seed)
+    set_determinism(m.seed)
+    V, L = task.vocab_size, task.to_remember_len
+    model = make_model(m.cell, V, V, lstm_hidden=m.lstm_hidden, rnn_hidden=m.rnn_hidden,
+                       rnn_init=m.rnn_init, seed=m.seed)
+    test_x, test_y = memory_arrays(test["inputs"], test["targets"], V)
+    live = LiveLog("memory")
     start = time.perf_counter()
-    train_x, train_y = tf_train.memory_arrays(train["inputs"], train["targets"], vocab)
-    history = tf_train.train(model, tf_rnn.get_loss_memory, train_x, train_y,
-                             epochs=t.epochs, batch_size=t.batch_size,
-                             learning_rate=t.learning_rate, optimizer=m.optimizer,
-                             clip_norm=m.clip_norm, seed=m.seed, desc=f"memory/{m.cell}")
+    history = train_model(
+        model, MEMORY_LOSS, *memory_arrays(train["inputs"], train["targets"], V),
+        epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,
+        optimizer=m.optimizer, clip_norm=m.clip_norm, seed=m.seed, desc=f"memory/{m.cell}",
+        on_window=live.log_train_loss,
+        checkpoint_every=checkpoint_every(t.epochs * (task.n_train // t.batch_size)),
+        on_checkpoint=live.checkpoint_hook(
+            lambda: {"test_accuracy": evaluate_memory(model, test_x, test_y, L)["test_accuracy"]}))
     seconds = time.perf_counter() - start
-    result = tf_train.evaluate_memory(model, test["inputs"], test["targets"], remember)
+    result = evaluate_memory(model, test_x, test_y, L)
+    live.close()
     metrics = {"test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
                "train_loss_final": history["loss"][-1], "n_params": model.n_params,
-               "hidden": model.cell.output_size}
+               "hidden": model.cell.n_hidden}
     save_run("memory", weights=model.get_weights(),
-             params={"memory_task": task, "tf_model": section_dict(m), "tf_memory": section_dict(t)},
-             history=history, metrics=metrics, accuracy_by_position=result["accuracy_by_position"])
+             meta={"params": {"memory_task": as_dict(task), "tf_model": as_dict(m),
+                              "tf_memory": as_dict(t)}, "model": model_description(model)},
+             metrics=metrics, accuracy_by_position=result["accuracy_by_position"])
     return (f"{m.cell.upper()} test accuracy {metrics['test_accuracy']:.3f} on the memory task, "
-            f"L={remember}, B={task['blank_separation_len']} ({model.n_params} params, {seconds:.0f} s)")
+            f"L={L}, B={task.blank_separation_len} ({model.n_params} params, {seconds:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -2,34 +2,38 @@
 
 import time
 
-from rnnlab.cli import run_stage
-from rnnlab.config import load_config, section_dict
+from rnnlab.pipeline.params import as_dict, load_params
+from rnnlab.pipeline.stage import run_stage
 
 
 def main() -> str:
-    cfg = load_config(["copy_task", "numpy_rnn"])
-    task, p = section_dict(cfg.copy_task), cfg.numpy_rnn
-    import numpy as np
+    task, p = load_params("copy_task", "numpy_rnn")
+    from rnnlab.numpy_rnn.model import RNNClassifier
+    from rnnlab.numpy_rnn.train import evaluate_recall, train_classifier
+    from rnnlab.pipeline.datasets import read_dataset
+    from rnnlab.pipeline.runs import LiveLog, checkpoint_every, save_run
 
-    from rnnlab.datasets import read_dataset
-    from rnnlab.numpy_train import RNNClassifier, evaluate_recall, train_classifier
-    from rnnlab.runs import save_run
-
-    train, test = (read_dataset("copy_task", split, task) for split in ("train", "test"))
-    model = RNNClassifier(task["vocab_size"], p.hidden, p.init, np.random.default_rng(p.seed))
+    train, test = (read_dataset("copy_task", split, as_dict(task)) for split in ("train", "test"))
+    recall_start = task.to_remember_len + 1  # only the L positions after the delimiter count
+    model = RNNClassifier(task.vocab_size, p.hidden, p.init, rng=p.seed)
+    live = LiveLog("numpy_rnn_copy")
     start = time.perf_counter()
-    history = train_classifier(model, train["inputs"], train["targets"], optimizer=p.optimizer,
-                               learning_rate=p.learning_rate, batch_size=p.batch_size,
-                               steps=p.steps, clip_norm=p.clip_norm, seed=p.seed)
+    history = train_classifier(
+        model, train["inputs"], train["targets"], optimizer=p.optimizer,
+        learning_rate=p.learning_rate, batch_size=p.batch_size, steps=p.steps,
+        clip_norm=p.clip_norm, seed=p.seed, on_window=live.log_train_loss,
+        checkpoint_every=checkpoint_every(p.steps), on_checkpoint=live.checkpoint_hook(
+            lambda: {"test_accuracy": evaluate_recall(model, test["inputs"], test["targets"],
+                                                      recall_start)["test_accuracy"]}))
     seconds = time.perf_counter() - start
-    # Only the L positions after the delimiter are recalled symbols.
-    result = evaluate_recall(model, test["inputs"], test["targets"], task["to_remember_len"] + 1)
+    result = evaluate_recall(model, test["inputs"], test["targets"], recall_start)
+    live.close()
     metrics = {"test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
-               "n_params": model.n_params}
-    save_run("numpy_rnn_memory", weights=model.state_dict(), params=section_dict(p),
-             history=history, metrics=metrics, accuracy_by_position=result["accuracy_by_position"])
+               "train_loss_final": history["loss"][-1], "n_params": model.n_params}
+    save_run("numpy_rnn_copy", weights=model.state_dict(), meta={"params": as_dict(p)},
+             metrics=metrics, accuracy_by_position=result["accuracy_by_position"])
     return (f"numpy RNN ({p.init} init) test accuracy {metrics['test_accuracy']:.3f} on the copy "
-            f"task, L={task['to_remember_len']} ({model.n_params} params, {seconds:.0f} s)")
+            f"task, L={task.to_remember_len} ({model.n_params} params, {seconds:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """User-facing errors (stages turn these into one readable line and a non-zero exit), and
-the argument check the numpy and TensorFlow constructors share."""
+the argument checks the numpy and TensorFlow constructors share (Keras-style ValueErrors)."""
 
+import math
 import numbers
 
 
@@ -24,9 +25,34 @@ class DivergenceError(RnnlabError):
     exit_code = 3
 
 
+def _invalid(name: str, expected: str, value) -> ValueError:
+    return ValueError(f"Received an invalid value for argument `{name}`, expected {expected}, "
+                      f"got {value!r}.")
+
+
 def check_positive_int(name: str, value) -> int:
     """`value` as an int; ValueError naming the argument unless it is an integer > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"Received an invalid value for argument `{name}`, expected a "
-                         f"positive integer, got {value!r}.")
+        raise _invalid(name, "a positive integer", value)
     return int(value)
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """`value` as an int; ValueError unless it is an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise _invalid(name, "a non-negative integer", value)
+    return int(value)
+
+
+def check_number(name: str, value, minimum: float = 0.0, *, exclusive: bool = True,
+                 maximum: float = math.inf) -> float:
+    """`value` as a float; ValueError unless it is a finite number in the range (minimum
+    excluded unless exclusive=False; maximum included)."""
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
+          and math.isfinite(value) and value <= maximum
+          and (value > minimum if exclusive else value >= minimum))
+    if not ok:
+        low = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
+        high = "" if maximum == math.inf else f" and <= {maximum:g}"
+        raise _invalid(name, f"a finite number {low}{high}", value)
+    return float(value)

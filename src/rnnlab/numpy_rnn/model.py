@@ -1,0 +1,83 @@
+"""The sheet's network [BasicRNNCell(V, H), LinearLayer(H, V)]: per-step logits over V classes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlab.numpy_rnn._arrays import as_generator
+from rnnlab.numpy_rnn.cell import BasicRNNCell
+from rnnlab.numpy_rnn.linear import LinearLayer
+
+
+class RNNClassifier:
+    """[BasicRNNCell(V, H), LinearLayer(H, V)]: per time step logits over V classes.
+
+    Args:
+        vocab_size: V, size of the one-hot input and of the output.
+        hidden: H.
+        init: W_hh init, one of rnnlab.choices.RNN_INITS (see BasicRNNCell).
+        rng: numpy Generator (or int seed) for the initial weights.
+        dtype: float32 for training speed, float64 for gradient checks.
+    """
+
+    def __init__(self, vocab_size: int, hidden: int, init: str = "permutation", rng=None,
+                 dtype=np.float32):
+        rng = as_generator(rng)  # one generator for both layers: a seed gives one model
+        self.cell = BasicRNNCell(vocab_size, hidden, init=init, rng=rng, dtype=dtype)
+        self.out = LinearLayer(hidden, vocab_size, rng=rng, dtype=dtype)
+        self.vocab_size, self.hidden = self.cell.n_in, self.cell.n_hidden
+        self.dtype = self.cell.dtype
+        # Parameters and gradients are updated in place, never rebound, so one list serves.
+        self._params = [(p, g, f"{prefix}.{name}")
+                        for prefix, layer in (("cell", self.cell), ("out", self.out))
+                        for p, g, name in layer.get_params()]
+
+    def forward(self, x_onehot: np.ndarray) -> np.ndarray:
+        """x_onehot: (B, T, V) -> logits: (B, T, V)."""
+        return self.out.fprop(self.cell.fprop(x_onehot))
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        """dlogits: (B, T, V); fills the gradients of all parameters (see params())."""
+        # The inputs are data, so their gradient would be wasted work.
+        self.cell.bprop(self.out.bprop(dlogits), compute_dx=False)
+
+    def params(self) -> list:
+        """[(param, grad, name)]: names cell.W_hh, cell.W_hx, cell.b_h, out.W, out.b."""
+        return list(self._params)
+
+    def grads(self) -> list[np.ndarray]:
+        """The gradient arrays of params(), in the same order (filled by backward())."""
+        return [g for _, g, _ in self._params]
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.size for p, _, _ in self._params)
+
+    def state_dict(self) -> dict:
+        """{name: copy of the parameter}; np.savez(path, **model.state_dict()) saves it."""
+        return {name: p.copy() for p, _, name in self._params}
+
+    def load_state_dict(self, state) -> None:
+        """Copy parameters from `state` (a dict or an opened npz) into this model, in place."""
+        expected = {name: p for p, _, name in self._params}
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"state dict does not match the model: missing {missing}, "
+                             f"unexpected {unexpected}")
+        for name, p in expected.items():
+            value = np.asarray(state[name])
+            if value.shape != p.shape:
+                raise ValueError(f"state dict entry {name!r} has shape {value.shape}, "
+                                 f"the model expects {p.shape}")
+            np.copyto(p, value, casting="same_kind")
+
+    @classmethod
+    def from_state_dict(cls, state, dtype=np.float32) -> "RNNClassifier":
+        """Build a model whose sizes are read off `state`, then load it."""
+        if "cell.W_hx" not in state:
+            raise ValueError("state dict has no 'cell.W_hx' entry: not an RNNClassifier")
+        hidden, vocab_size = np.asarray(state["cell.W_hx"]).shape
+        model = cls(vocab_size, hidden, init="identity", rng=0, dtype=dtype)
+        model.load_state_dict(state)
+        return model

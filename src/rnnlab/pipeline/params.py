@@ -1,0 +1,359 @@
+"""params.yaml as typed, validated sections: one frozen dataclass per section, one rule per key.
+
+Every key of every section has a rule (its field's metadata); a wrong type, an out-of-range
+value, an unknown name, an unknown key (with a "did you mean"), a renamed key or value (naming
+the new one) or a missing key becomes one `ConfigError` naming the key path and what is
+allowed. Only PyYAML is imported here, so validation runs before numpy or TensorFlow load.
+
+    copy_task, numpy_rnn = load_params("copy_task", "numpy_rnn")
+    numpy_rnn.hidden  # 50
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rnnlab.choices import MATCHED, NUMPY_OPTIMIZERS, RNN_INITS, TF_CELLS, TF_OPTIMIZERS
+from rnnlab.errors import ConfigError
+
+PARAMS_FILE = "params.yaml"
+
+
+# ----------------------------------------------------------------------------- reading YAML
+
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1) that also reads exponent numbers as floats, as YAML 1.2 does.
+
+    YAML 1.1 wants a dot and a signed exponent (1.0e-3), so `1e-3` as people write it, and
+    `1e+38` as DVC writes a float back into params.yaml after `dvc exp run -S`, would be
+    strings. Everything else (.inf, .nan, yes/no, 0o17, ...) resolves as in YAML 1.1.
+    """
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def parse_yaml(text: str, source: str | Path) -> Any:
+    """Parse params YAML with `ParamsLoader` (no Python object tags); the one place params text
+    becomes values: params.yaml and `-S key=value` overrides alike. Raises ConfigError."""
+    try:
+        return yaml.load(text, Loader=ParamsLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def read_params(path: str | Path = PARAMS_FILE) -> Any:
+    """Parse params.yaml safely. Raises ConfigError if it cannot be read or parsed."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the params file ({exc.strerror})") from None
+    return parse_yaml(text, path)
+
+
+# ----------------------------------------------------------------------------- rules
+
+@dataclass(frozen=True)
+class Rule:
+    """How one key is checked: its type and an optional range or set of allowed names.
+
+    With `choices` and kind str the value must be one of them; with `choices` and kind int it
+    may also be one of them (tf_model.rnn_hidden: a count or "matched")."""
+
+    kind: type
+    minimum: float | None = None
+    exclusive_min: bool = False
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        names = ", ".join(repr(c) for c in self.choices)
+        if self.kind is str:
+            return f"one of {names}"
+        text = {int: "an integer", float: "a number", bool: "true or false"}[self.kind]
+        if self.minimum is not None:
+            text += f" {'>' if self.exclusive_min else '>='} {self.minimum:g}"
+        if self.maximum is not None:
+            text += f" <= {self.maximum:g}"
+        return f"{text} or {names}" if names else text
+
+    def check(self, path: str, value: Any) -> Any:
+        """Return the value converted to the rule's type, or raise ConfigError."""
+        if isinstance(value, str) and value in self.choices:
+            return value
+        if self.kind is str or not _has_type(value, self.kind):
+            shown = f"{value!r}" if self.kind is str else f"{value!r} ({type(value).__name__})"
+            raise ConfigError(f"{path}: got {shown}; expected {self.describe()}"
+                              f"{_renamed_value_hint(path, value)}")
+        value = self.kind(value)
+        too_small = self.minimum is not None and (
+            value <= self.minimum if self.exclusive_min else value < self.minimum)
+        if too_small or (self.maximum is not None and value > self.maximum):
+            raise ConfigError(f"{path}: got {value!r}; expected {self.describe()}")
+        return value
+
+
+def _has_type(value: Any, kind: type) -> bool:
+    if isinstance(value, bool):  # YAML true/false must not pass as 1/0
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+    return isinstance(value, kind)
+
+
+def _key(rule: Rule):
+    """A dataclass field checked by `rule` (no default: every key must be in params.yaml)."""
+    return dataclasses.field(metadata={"rule": rule})
+
+
+def count(minimum: int = 1):
+    return _key(Rule(int, minimum=minimum))
+
+
+def positive():
+    return _key(Rule(float, minimum=0.0, exclusive_min=True))
+
+
+def non_negative():
+    return _key(Rule(float, minimum=0.0))
+
+
+def one_of(names: tuple[str, ...]):
+    return _key(Rule(str, choices=names))
+
+
+def seed_key():
+    return count(0)
+
+
+def vocab_key():
+    return count(3)  # symbols plus delimiter and blank: at least one real symbol
+
+
+# ----------------------------------------------------------------------------- the sections
+
+@dataclass(frozen=True)
+class Gradcheck:
+    """Finite differences over every parameter entry of a tiny numpy RNN (float64)."""
+    seed: int = seed_key()
+    batch_size: int = count()
+    seq_len: int = count()
+    vocab_size: int = count(2)
+    hidden: int = count()
+
+
+@dataclass(frozen=True)
+class ExplodingGradients:
+    """Questions 1c/d: mean |gradient| against sequence length."""
+    seed: int = seed_key()
+    hidden: int = count()
+    vocab_size: int = count(2)
+    pretrain_steps: int = count(0)
+    learning_rate: float = positive()
+    max_seq_len: int = count()
+    clip_norm: float = positive()
+
+
+@dataclass(frozen=True)
+class CopyTask:
+    """Question 1e: s_1..s_L # blank x L  ->  blank x L # s_1..s_L."""
+    seed: int = seed_key()
+    vocab_size: int = vocab_key()
+    to_remember_len: int = count()
+    n_train: int = count()
+    n_test: int = count()
+
+
+@dataclass(frozen=True)
+class NumpyRNN:
+    """The from-scratch numpy RNN trained on the copy task."""
+    hidden: int = count()
+    init: str = one_of(RNN_INITS)
+    optimizer: str = one_of(NUMPY_OPTIMIZERS)
+    learning_rate: float = positive()
+    batch_size: int = count()
+    steps: int = count()
+    clip_norm: float = non_negative()
+    seed: int = seed_key()
+
+
+@dataclass(frozen=True)
+class SineTask:
+    """Questions 2c/d: sin(x / f) curves sampled every x_spacing."""
+    seed: int = seed_key()
+    n_train: int = count()
+    n_test: int = count()
+    seq_len: int = count(2)
+    x_spacing: float = positive()
+    n_given: int = count()
+    n_generated: int = count()
+    n_plot: int = count()
+
+
+@dataclass(frozen=True)
+class MemoryTask:
+    """Question 2e: m_1..m_L, blank x B, delim, blank x L  ->  m_1..m_L at the end."""
+    seed: int = seed_key()
+    vocab_size: int = vocab_key()
+    to_remember_len: int = count()
+    blank_separation_len: int = count(0)
+    n_train: int = count()
+    n_test: int = count()
+
+
+@dataclass(frozen=True)
+class TFModel:
+    """The TensorFlow cell of both TF tasks."""
+    cell: str = one_of(TF_CELLS)
+    lstm_hidden: int = count()
+    rnn_hidden: int | str = _key(Rule(int, minimum=1, choices=(MATCHED,)))
+    rnn_init: str = one_of(RNN_INITS)
+    optimizer: str = one_of(TF_OPTIMIZERS)
+    clip_norm: float = non_negative()
+    seed: int = seed_key()
+
+
+@dataclass(frozen=True)
+class TFSine:
+    """Training of the TF cell on the sine task."""
+    epochs: int = count()
+    batch_size: int = count()
+    learning_rate: float = positive()
+    input_noise: float = non_negative()
+    lr_decay_to: float = _key(Rule(float, minimum=0.0, exclusive_min=True, maximum=1.0))
+
+
+@dataclass(frozen=True)
+class TFMemory:
+    """Training of the TF cell on the memory task."""
+    epochs: int = count()
+    batch_size: int = count()
+    learning_rate: float = positive()
+
+
+SECTIONS: dict[str, type] = {
+    "gradcheck": Gradcheck, "exploding_gradients": ExplodingGradients,
+    "copy_task": CopyTask, "numpy_rnn": NumpyRNN, "sine_task": SineTask,
+    "memory_task": MemoryTask, "tf_model": TFModel, "tf_sine": TFSine, "tf_memory": TFMemory,
+}
+
+# Old names, refused with the new name: {section: {old key: (new key, why)}}.
+RENAMED_KEYS = {
+    "tf_model": {"hidden": ("lstm_hidden", "the LSTM's units; the RNN's are tf_model.rnn_hidden"),
+                 "match_params": ("rnn_hidden", "'matched' gives the RNN the LSTM's parameter count"),
+                 "init": ("rnn_init", "the RNN's W_hh; the LSTM has its own init")},
+    "sine_task": {"step": ("x_spacing", "the spacing of x between samples")},
+}
+# {key path: {old value: hint}}
+RENAMED_VALUES = {
+    "numpy_rnn.init": {"random": "'permutation' (the random permutation it meant) or 'gaussian' "
+                                 "(the sheet's random init)"},
+    "tf_model.rnn_init": {"random": "'orthogonal' (the Haar-orthogonal matrix it meant) or "
+                                    "'gaussian' (the sheet's random init)"},
+}
+
+
+def rules(section: str) -> dict[str, Rule]:
+    """{key: Rule} of a section, in params.yaml order."""
+    return {f.name: f.metadata["rule"] for f in dataclasses.fields(SECTIONS[section])}
+
+
+def _renamed_value_hint(path: str, value: Any) -> str:
+    hint = RENAMED_VALUES.get(path, {}).get(value) if isinstance(value, str) else None
+    return f" ({value!r} was renamed: did you mean {hint}?)" if hint else ""
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _cross_key_rules(cfg: dict[str, Any]) -> None:
+    """Rules that involve more than one key. Raises ConfigError."""
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    sine = cfg.get("sine_task")
+    if sine:
+        need(sine.n_given < sine.seq_len,
+             f"sine_task.n_given: got {sine.n_given}; expected fewer given samples than the "
+             f"training curve length sine_task.seq_len ({sine.seq_len})")
+        need(sine.n_plot <= sine.n_test,
+             f"sine_task.n_plot: got {sine.n_plot}; expected at most sine_task.n_test "
+             f"({sine.n_test}) curves to draw")
+    # Batches are drawn from the training set: it must hold at least one batch's worth.
+    for trainer, task, what in (("numpy_rnn", "copy_task", "sequences"),
+                                ("tf_memory", "memory_task", "sequences"),
+                                ("tf_sine", "sine_task", "curves")):
+        if cfg.get(trainer) and cfg.get(task):
+            batch, n_train = cfg[trainer].batch_size, cfg[task].n_train
+            need(batch <= n_train, f"{trainer}.batch_size: got {batch}; expected at most "
+                                   f"{task}.n_train ({n_train}) training {what}")
+
+
+def _did_you_mean(name: str, candidates) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _reject_unknown(given, known, kind: str, where, renamed=None) -> None:
+    """The first name in `given` that is not in `known` is an error, with a suggestion."""
+    for name in given:
+        if name in known:
+            continue
+        if renamed and name in renamed:
+            new, why = renamed[name]
+            raise ConfigError(f"{where(name)}: renamed; did you mean '{new}'? ({why})")
+        raise ConfigError(f"{where(name)}: unknown {kind}{_did_you_mean(str(name), known)}; "
+                          f"allowed {kind}s: {', '.join(known)}")
+
+
+def _validate_section(section: str, values: Any):
+    section_rules = rules(section)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{section}: expected a mapping of keys, got {values!r}")
+    _reject_unknown(values, section_rules, "key", lambda key: f"{section}.{key}",
+                    RENAMED_KEYS.get(section))
+    checked = {}
+    for key, rule in section_rules.items():
+        if key not in values:
+            raise ConfigError(f"{section}.{key}: missing key; expected {rule.describe()}")
+        checked[key] = rule.check(f"{section}.{key}", values[key])
+    return SECTIONS[section](**checked)
+
+
+def validate(raw: Any) -> dict[str, Any]:
+    """Check a parsed params.yaml; return {section name: its typed, frozen section}."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{PARAMS_FILE}: expected a mapping of sections, got {type(raw).__name__}")
+    _reject_unknown(raw, SECTIONS, "section", lambda name: name)
+    cfg = {}
+    for section in SECTIONS:
+        if section not in raw:
+            raise ConfigError(f"{section}: missing section in {PARAMS_FILE}")
+        cfg[section] = _validate_section(section, raw[section])
+    _cross_key_rules(cfg)
+    return cfg
+
+
+def load_params(*sections: str, path: str | Path = PARAMS_FILE) -> tuple:
+    """Validate the whole params file and return the requested sections, typed, in order.
+
+    The whole file is validated (not just `sections`) so a typo anywhere is reported by the
+    first stage that runs, before any output is touched.
+    """
+    cfg = validate(read_params(path))
+    return tuple(cfg[name] for name in sections)
+
+
+def as_dict(section) -> dict[str, Any]:
+    """A section as a plain dict (e.g. to record the params that generated a data file)."""
+    return dataclasses.asdict(section)

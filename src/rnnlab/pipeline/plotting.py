@@ -1,0 +1,91 @@
+"""The PNG figures of the pipeline (matplotlib, headless). Each function returns a Figure;
+stages save it with `rnnlab.pipeline.files.write_png` so the file appears atomically."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers, CI or inside DVC
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+CELL_NAMES = {"rnn": "ReLU RNN", "irnn": "IRNN (identity init)", "lstm": "LSTM"}
+
+
+def exploding_gradients(seq_len, grad_no_clip, grad_clip, clip_norm: float):
+    """Log-log plot of the mean |gradient| against sequence length, with and without clipping."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    ax.loglog(seq_len, grad_no_clip, label="no clipping")
+    ax.loglog(seq_len, grad_clip, label=f"global-norm clipping at {clip_norm:g}")
+    ax.set_xlabel("sequence length (time steps backpropagated)")
+    ax.set_ylabel("mean |gradient| over all parameters")
+    ax.set_title("Exploding gradients in a ReLU RNN (numpy BPTT)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def sine_extrapolation(curves, generated, n_given: int, x_spacing: float, title: str):
+    """Truth vs the given part vs the generated part of a few test curves.
+
+    curves: (K, n_given + n_generated) true samples; generated: (K, n_generated) the model's
+    free-running predictions, where generated[:, j] estimates curves[:, n_given + j].
+    """
+    k, length = curves.shape
+    x = x_spacing * np.arange(length)
+    fig, axes = plt.subplots(k, 1, figsize=(8, 1.8 * k + 0.6), sharex=True, layout="constrained")
+    for i, ax in enumerate(np.atleast_1d(axes)):
+        ax.plot(x, curves[i], color="0.7", lw=3, label="truth")
+        ax.plot(x[:n_given], curves[i, :n_given], color="tab:blue", lw=1.5, label="given to the model")
+        ax.plot(x[n_given:], generated[i], color="tab:red", lw=1.5, ls="--",
+                label="generated (own predictions fed back)")
+        ax.axvline(x[n_given] - x_spacing / 2, color="0.4", lw=0.8, ls=":")
+        ax.set_ylabel("sin(x/f)")
+        ax.set_ylim(-1.4, 1.4)
+    axes = np.atleast_1d(axes)
+    axes[0].legend(loc="upper right", fontsize=8, ncol=3)
+    axes[-1].set_xlabel(f"x (samples {x_spacing:g} apart)")
+    fig.suptitle(title)
+    return fig
+
+
+def _mark_failures(ax, delays, counts, color) -> None:
+    """An x at the bottom of the panel for each delay where some seed's run failed."""
+    where = [d for d, n in zip(delays, counts) if n]
+    if where:
+        ax.plot(where, [0.02] * len(where), ls="none", marker="x", ms=9, mew=2, color=color,
+                label="failed (diverged) run")
+
+
+def memory_capacity(delays, series, chance: float, loss_series, baselines, failed):
+    """Recall accuracy and final training loss against blank separation, one line per cell.
+
+    series / loss_series: {cell label: (mean array, min array, max array)} over the seeds
+        that finished (NaN where none did).
+    baselines: memoryless per-step cross-entropy for each delay.
+    failed: {cell label: number of failed (e.g. diverged) seeds at each delay}.
+    """
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    for label, (mean, low, high) in series.items():
+        line, = acc_ax.plot(delays, mean, marker="o", label=label)
+        acc_ax.fill_between(delays, low, high, color=line.get_color(), alpha=0.2)
+        _mark_failures(acc_ax, delays, failed[label], line.get_color())
+    acc_ax.axhline(chance, color="0.3", ls=":", label=f"chance ({chance:.3f})")
+    acc_ax.set_xlabel("blank separation B (time steps between the symbols and the delimiter)")
+    acc_ax.set_ylabel("recall accuracy (test)")
+    acc_ax.set_ylim(0, 1.05)
+    acc_ax.set_title("Which cell remembers longer?")
+    by_label = dict(zip(*reversed(acc_ax.get_legend_handles_labels())))  # one "failed" entry
+    acc_ax.legend(by_label.values(), by_label.keys())
+    for label, (mean, low, high) in loss_series.items():
+        line, = loss_ax.plot(delays, mean, marker="o", label=label)
+        loss_ax.fill_between(delays, low, high, color=line.get_color(), alpha=0.2)
+    loss_ax.plot(delays, baselines, color="0.3", ls=":", label="memoryless baseline K·ln(A)/(2K+B+1)")
+    loss_ax.set_xlabel("blank separation B")
+    loss_ax.set_ylabel("final training loss (cross-entropy per step)")
+    loss_ax.set_title("Training loss against the memoryless baseline")
+    loss_ax.legend()
+    for ax in (acc_ax, loss_ax):
+        ax.grid(True, alpha=0.3)
+    return fig

@@ -1,0 +1,55 @@
+"""TensorFlow, imported once and quietly: every module of the TensorFlow half takes `tf` from here.
+
+TensorFlow's C++ side writes start-up lines (oneDNN notices, CPU feature hints, absl's "All log
+messages before absl::InitializeLog") straight to file descriptor 2, even with
+TF_CPP_MIN_LOG_LEVEL=3. They are captured there for the duration of the import and replayed
+without the known noise, so real errors still reach the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read by TensorFlow at import
+
+_TF_NOISE = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations|"
+                       r"cpu_feature_guard|rebuild TensorFlow with the appropriate compiler")
+
+
+def _import_quietly():
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if not _TF_NOISE.search(line):
+                    print(line, file=sys.stderr)
+    return tensorflow
+
+
+from absl import logging as absl_logging  # noqa: E402  (absl comes with TensorFlow)
+
+tf = sys.modules.get("tensorflow") or _import_quietly()
+# The Python-side loggers (AutoGraph notices, retracing warnings) only at ERROR.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
+tf.autograph.set_verbosity(0)
+absl_logging.set_verbosity(absl_logging.ERROR)
+
+keras = tf.keras  # Keras 3, through TensorFlow's import (so its start-up is quiet too)
+DTYPE = tf.float32
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow and make TF ops deterministic (same seed -> same bits)."""
+    tf.keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,267 @@
+"""`make capacity`: recall accuracy against delay for the RNN, the IRNN and the LSTM, as queued
+DVC experiments, on one machine or sharded over several.
+
+Each grid point (blank separation B x cell x seed) is one experiment `cap-lstm-b40-s1`:
+`dvc exp run --queue train_memory -S ...` (see rnnlab.workflows.queue). The summary is built
+from `dvc exp show --json`: metrics/memory_capacity.json (numbers only, for `dvc metrics show`),
+plots/memory_capacity.csv (the curve, flat, for `dvc plots`), plots/memory_capacity.png and
+metrics/memory_capacity_runs.json (settings, missing and failed runs with their reasons).
+
+Past one machine, on git and DVC remotes (no scheduler of our own):
+
+    python -m rnnlab.workflows.capacity --shard 1/2 --push origin   # machine 1
+    python -m rnnlab.workflows.capacity --shard 2/2 --push origin   # machine 2
+    python -m rnnlab.workflows.capacity --collect origin            # anywhere, afterwards
+
+A shard runs a deterministic, cost-balanced slice of the grid and pushes each finished
+experiment with its outputs (`dvc exp push`); --collect pulls the grid's experiments
+(`dvc exp pull`) and builds the summary. A point with no finished run is reported as missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+import time
+from typing import Any
+
+from rnnlab.pipeline.params import read_params
+from rnnlab.workflows.dvc_commands import describe_failure, dvc, key_value
+from rnnlab.workflows.queue import Run, experiments_on_head, metrics_of, run_all
+
+CELLS = {
+    "rnn": {"tf_model.cell": "rnn", "tf_model.rnn_init": "orthogonal",
+            "tf_model.rnn_hidden": "matched"},
+    # The identity-initialised ReLU RNN needs a smaller step: at the default 1e-2 its spectral
+    # radius grows past 1 within a few updates and long sequences overflow (README, capacity).
+    "irnn": {"tf_model.cell": "rnn", "tf_model.rnn_init": "identity",
+             "tf_model.rnn_hidden": "matched", "tf_memory.learning_rate": 0.001},
+    "lstm": {"tf_model.cell": "lstm"},
+}
+LABELS = {"rnn": "ReLU RNN (orthogonal init)", "irnn": "IRNN (identity init)", "lstm": "LSTM"}
+# Relative cost of a training step per time step (measured: a matched RNN step costs about as
+# much as an LSTM step at these sizes); only used to balance shards.
+CELL_COST = {"rnn": 1.0, "irnn": 1.0, "lstm": 1.0}
+# The full grid's budget: 15 epochs of 10,000 sequences (1,500 steps) instead of the default 35.
+FULL = {"delays": [0, 5, 10, 20, 40, 80], "seeds": [0, 1],
+        "overrides": {"tf_memory.epochs": 15}}
+QUICK = {"delays": [0, 20], "seeds": [0, 1],
+         "overrides": {"memory_task.n_train": 2000, "memory_task.n_test": 500,
+                       "tf_model.lstm_hidden": 32, "tf_memory.epochs": 10}}
+PREFIX = "cap"
+OUTPUTS = {"json": "metrics/memory_capacity.json", "csv": "plots/memory_capacity.csv",
+           "png": "plots/memory_capacity.png", "runs": "metrics/memory_capacity_runs.json"}
+
+
+def experiment_name(cell: str, delay: int, seed: int, prefix: str = PREFIX) -> str:
+    return f"{prefix}-{cell}-b{delay}-s{seed}"
+
+
+def grid_runs(cells: list[str], delays: list[int], seeds: list[int], overrides: dict,
+              prefix: str = PREFIX) -> list[Run]:
+    """One Run per (cell, delay, seed), longest sequences and the LSTM first (so that no worker
+    idles at the end while another finishes a long run). `overrides` win over the cell's
+    settings, the point's delay and seed over both."""
+    order = sorted(cells, key=lambda c: c != "lstm")
+    return [Run(experiment_name(c, d, s, prefix),
+                {**CELLS[c], **overrides, "memory_task.blank_separation_len": d,
+                 "tf_model.seed": s}, ("train_memory",))
+            for d in sorted(delays, reverse=True) for c in order for s in seeds]
+
+
+def expected_cost(run: Run, to_remember_len: int) -> float:
+    """Relative cost of a run: sequence length 2L + B + 1 times the cell's cost per step."""
+    cell = run.name.split("-")[-3]
+    delay = run.overrides["memory_task.blank_separation_len"]
+    return (2 * to_remember_len + delay + 1) * CELL_COST[cell]
+
+
+def shard(runs: list[Run], k: int, n: int, to_remember_len: int) -> list[Run]:
+    """The runs of shard k of n (1-based): longest-processing-time-first onto the least-loaded
+    shard, ties broken by name and shard number, so every machine computes the same split."""
+    loads, owner = [0.0] * n, {}
+    for run in sorted(runs, key=lambda r: (-expected_cost(r, to_remember_len), r.name)):
+        i = min(range(n), key=lambda j: (loads[j], j))
+        loads[i] += expected_cost(run, to_remember_len)
+        owner[run.name] = i + 1
+    return [run for run in runs if owner[run.name] == k]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' with 1 <= K <= N."""
+    k, sep, n = text.partition("/")
+    if sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n):
+        return int(k), int(n)
+    raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N (e.g. 1/2), got {text!r}")
+
+
+def memoryless_loss(to_remember_len: int, delay: int, n_symbols: int = 8) -> float:
+    """Per-step cross-entropy of a model that predicts blanks perfectly and guesses symbols."""
+    return to_remember_len * math.log(n_symbols) / (2 * to_remember_len + delay + 1)
+
+
+def _spread(values: list[float], prefix: str) -> dict[str, float | None]:
+    """Mean, min and max over the seeds that finished (None if none did)."""
+    if not values:
+        return {f"{prefix}_{stat}": None for stat in ("mean", "min", "max")}
+    return {f"{prefix}_mean": sum(values) / len(values), f"{prefix}_min": min(values),
+            f"{prefix}_max": max(values)}
+
+
+def summarise(results: dict[str, dict], problems: dict[str, str], cells: list[str],
+              delays: list[int], seeds: list[int], to_remember_len: int,
+              prefix: str = PREFIX) -> list[dict[str, Any]]:
+    """The curve: one row per cell and delay, accuracy and final loss over the seeds that
+    finished; `problems` ({name: reason}) are the runs that failed or are missing."""
+    rows = []
+    for cell in cells:
+        for delay in delays:
+            names = [experiment_name(cell, delay, s, prefix) for s in seeds]
+            runs = [results[n] for n in names if n in results]
+            rows.append({"cell": cell, "blank_separation_len": delay,
+                         **_spread([r["test_accuracy"] for r in runs], "accuracy"),
+                         **_spread([r["train_loss_final"] for r in runs], "train_loss"),
+                         "memoryless_loss": memoryless_loss(to_remember_len, delay),
+                         "n_params": runs[0]["n_params"] if runs else None,
+                         "n_runs": len(runs), "n_missing": sum(n in problems for n in names)})
+    return rows
+
+
+def write_summary(rows: list[dict], problems: dict[str, str], settings: dict,
+                  paths: dict[str, str]) -> None:
+    """The four outputs, each atomically; the JSON metrics last."""
+    from rnnlab.pipeline import plotting
+    from rnnlab.pipeline.files import write_csv, write_json, write_png
+
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    delays = list(dict.fromkeys(r["blank_separation_len"] for r in rows))
+
+    def series(prefix):  # None (no seed finished) becomes a gap in the line
+        return {LABELS[c]: tuple([math.nan if r[f"{prefix}_{s}"] is None else r[f"{prefix}_{s}"]
+                                  for r in rows if r["cell"] == c] for s in ("mean", "min", "max"))
+                for c in cells}
+
+    missing = {LABELS[c]: [r["n_missing"] for r in rows if r["cell"] == c] for c in cells}
+    write_csv(paths["csv"], {key: ["" if r[key] is None else r[key] for r in rows]
+                             for key in rows[0]})
+    write_png(paths["png"], plotting.memory_capacity(
+        delays, series("accuracy"), 1 / 8, series("train_loss"),
+        [r["memoryless_loss"] for r in rows if r["cell"] == cells[0]], missing))
+    write_json(paths["runs"], {"settings": settings, "problems": problems})
+    write_json(paths["json"], {"chance_accuracy": 1 / 8, **{
+        cell: {f"b{r['blank_separation_len']}": {k: r[k] for k in (
+            "accuracy_mean", "accuracy_min", "accuracy_max", "train_loss_mean", "n_runs",
+            "n_missing") if r[k] is not None} for r in rows if r["cell"] == cell}
+        for cell in cells}})
+
+
+def check_remote(remote: str) -> None:
+    """A git remote name or URL that answers; RuntimeError with one line otherwise."""
+    proc = subprocess.run(["git", "ls-remote", "--heads", remote], capture_output=True, text=True)
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+        raise RuntimeError(f"git remote {remote!r} is unknown or unreachable ({reason})")
+
+
+def push(names: list[str], remote: str) -> None:
+    """`dvc exp push REMOTE NAME` for each finished experiment: git refs plus cached outputs."""
+    for name in names:
+        dvc("exp", "push", remote, name, quiet=True)
+
+
+def pull(names: list[str], remote: str) -> list[str]:
+    """`dvc exp pull` every experiment of this grid that the remote has; returns their names."""
+    proc = subprocess.run(["git", "ls-remote", remote, "refs/exps/*"], capture_output=True,
+                          text=True, check=True)
+    there = {line.rsplit("/", 1)[-1] for line in proc.stdout.splitlines()}
+    found = [name for name in names if name in there]
+    for name in found:
+        dvc("exp", "pull", remote, name, quiet=True)
+    return found
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Recall accuracy against delay, as queued DVC experiments.")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel queue workers")
+    parser.add_argument("--quick", action="store_true", help="a small grid for trying it out")
+    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(CELLS))
+    parser.add_argument("--delays", nargs="+", type=int, help="blank separations to sweep")
+    parser.add_argument("--seeds", nargs="+", type=int, help="model seeds per grid point")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                        type=key_value, help="extra params override for every grid point")
+    parser.add_argument("--prefix", default=PREFIX, help="experiment names: PREFIX-CELL-bB-sSEED")
+    parser.add_argument("--shard", type=parse_shard, metavar="K/N",
+                        help="run only slice K of N of the grid (no summary: see --collect)")
+    parser.add_argument("--push", metavar="REMOTE",
+                        help="dvc exp push each finished experiment to this git remote")
+    parser.add_argument("--collect", metavar="REMOTE",
+                        help="pull the grid's experiments from this git remote and summarise")
+    args = parser.parse_args(argv)
+    if args.collect and (args.shard or args.push):
+        parser.error("--collect runs nothing: use it without --shard and --push")
+    return args
+
+
+def _run_or_collect(args, runs: list[Run], to_remember_len: int) -> tuple[dict, dict] | None:
+    """Run this machine's runs (and push them), or collect them from a remote: ({name: exp
+    data}, {name: why it has no result}); None when a shard is done (no summary)."""
+    names = [run.name for run in runs]
+    for remote in filter(None, (args.push, args.collect)):
+        check_remote(remote)
+    if args.collect:
+        pull(names, args.collect)
+        results = {n: d for n, d in experiments_on_head().items() if n in names}
+        return results, {n: f"missing: no finished run of it on {args.collect} for this commit"
+                         for n in names if n not in results}
+    mine = shard(runs, *args.shard, to_remember_len) if args.shard else runs
+    results, failures, current = run_all(mine, args.jobs, "capacity")
+    for name, reason in failures.items():
+        print(f"capacity: {name}: {reason}", file=sys.stderr)
+    if args.push:
+        push(sorted(results), args.push)
+    if args.shard:
+        print(f"capacity: shard {args.shard[0]}/{args.shard[1]}: {len(results)} of {len(mine)} "
+              f"experiments finished ({len(current)} were current)"
+              + (f", pushed to {args.push}" if args.push else ""))
+        if failures:
+            sys.exit(1)
+        return None
+    return results, failures
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    grid = QUICK if args.quick else FULL
+    delays, seeds = args.delays or grid["delays"], args.seeds or grid["seeds"]
+    overrides = dict(grid["overrides"], **dict(args.set))
+    start = time.perf_counter()
+    try:
+        remember = overrides.get("memory_task.to_remember_len",
+                                 read_params()["memory_task"]["to_remember_len"])
+        runs = grid_runs(args.cells, delays, seeds, overrides, args.prefix)
+        outcome = _run_or_collect(args, runs, remember)
+    except KeyboardInterrupt:
+        sys.exit("capacity: interrupted; the queue is stopped and this grid's queued runs removed")
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"capacity: {describe_failure(exc)}")
+    except (RuntimeError, OSError) as exc:
+        sys.exit(f"capacity: error: {exc}")
+    if outcome is None:
+        return
+    results, problems = outcome
+    memory = {name: metrics_of(data).get("metrics/memory.json", {}) for name, data in results.items()}
+    if not memory:
+        sys.exit("capacity: error: no run of the grid finished (reasons above)")
+    rows = summarise(memory, problems, args.cells, delays, seeds, remember, args.prefix)
+    settings = {cell: {**CELLS[cell], **overrides} for cell in args.cells}
+    write_summary(rows, problems, settings, OUTPUTS)
+    print(f"capacity: {len(runs)} grid points, {len(memory)} finished, {len(problems)} missing "
+          f"or failed, in {time.perf_counter() - start:.0f} s; wrote "
+          + ", ".join(OUTPUTS.values()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Named DVC experiments run through DVC's queue: what `make compare` and `make capacity` share.
+
+Each run is `dvc exp run --queue -n NAME -S key=value ... [stages]`; `dvc queue start -j N`
+runs them in N workers (each in its own temporary copy of the repository), and every result
+stays an ordinary experiment (`dvc exp show`, `dvc metrics diff`, `dvc exp push`). Progress
+is tracked by task id; a run that fails is reported with the stage's own one-line error.
+
+A run whose experiment already exists on the current commit with the same params and the
+same code is not queued again, so repeating a workflow with nothing changed trains nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnnlab.pipeline.code_deps import upstream_code
+from rnnlab.pipeline.params import read_params
+from rnnlab.workflows.dvc_commands import dvc, dvc_output, set_args
+
+FINISHED = ("Success", "Failed")
+TASK_ID = re.compile(r"[0-9a-f]{7,}")
+STAGE_ERROR = re.compile(r"^[\w@.-]+: error: (.*)$", re.MULTILINE)  # run_stage's one-line errors
+
+
+@dataclass(frozen=True)
+class Run:
+    """One named experiment: params overrides ({"section.key": value}) and the stages it runs
+    (with their upstream stages; all of them if empty)."""
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+
+
+def queue_tasks() -> list[tuple[str, str, str]]:
+    """(task id, experiment name, status) of every task `dvc queue status` lists.
+
+    Status is Queued, Running, Success or Failed. Names can repeat across runs of a
+    workflow, task ids cannot, so progress is tracked by id.
+    """
+    tasks = []
+    for line in dvc_output("queue", "status").splitlines():
+        fields = line.split()  # task id, name, created (e.g. "02:01 PM"), status
+        if len(fields) >= 4 and TASK_ID.fullmatch(fields[0]):
+            tasks.append((fields[0], fields[1], fields[-1]))
+    return tasks
+
+
+def experiments_on_head() -> dict[str, dict]:
+    """{name: the `data` of `dvc exp show --json`} of the finished, error-free experiments
+    whose baseline is the current commit."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    found = {}
+    for baseline in json.loads(dvc_output("exp", "show", "--json", check=True) or "[]"):
+        if baseline.get("rev") != head:
+            continue
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                # A failed run is listed too, with an error and the baseline's metrics.
+                if rev.get("name") and rev.get("data") and not rev.get("error"):
+                    found[rev["name"]] = rev["data"]
+    return found
+
+
+def file_md5(path: str) -> str | None:
+    try:
+        return hashlib.md5(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def is_current(data: dict, params: dict, code: list[str]) -> bool:
+    """True if an experiment (its `dvc exp show` data) ran with exactly these params and with
+    the workspace's current version of every file in `code`."""
+    if data.get("params", {}).get("params.yaml", {}).get("data") != params:
+        return False
+    deps = data.get("deps", {})
+    return all(deps.get(path, {}).get("hash") == file_md5(path) for path in code)
+
+
+def clear(names: list[str]) -> None:
+    """Drop earlier experiments and waiting queue entries of these names."""
+    old = [task for task, name, status in queue_tasks() if name in names and status != "Running"]
+    if old:
+        dvc("queue", "remove", *old, check=False, quiet=True)
+    existing = set(dvc_output("exp", "list", "--name-only").split()) & set(names)
+    if existing:
+        dvc("exp", "remove", *sorted(existing), check=False, quiet=True)
+
+
+def queue_runs(runs: list[Run], jobs: int) -> dict[str, str]:
+    """Queue the runs (earlier experiments of their names are replaced) and start `jobs`
+    workers as soon as there is work for them; return {name: task id}."""
+    names = [run.name for run in runs]
+    clear(names)
+    listed_before = {task for task, _, _ in queue_tasks()}
+    for i, run in enumerate(runs):
+        dvc("exp", "run", "--queue", "-n", run.name, *set_args(run.overrides), *run.targets,
+            quiet=True)
+        if i + 1 == jobs:  # queueing the rest takes ~2 s each: let the workers run meanwhile
+            dvc("queue", "start", "-j", str(jobs), quiet=True)
+    # Idle workers exit after ~10 s; this start is a no-op unless they did (or jobs > runs).
+    dvc("queue", "start", "-j", str(jobs), quiet=True)
+    return {name: task for task, name, _ in queue_tasks()
+            if task not in listed_before and name in names}
+
+
+def wait(tasks: dict[str, str], jobs: int, desc: str, poll_seconds: float = 5.0,
+         stall_polls: int = 24) -> None:
+    """Block until every task has finished (Success or Failed), with a progress bar.
+
+    Work queued with nothing running for `stall_polls` polls in a row (the workers were
+    stopped, or could not start) gets one `dvc queue start`; if that does not help either,
+    it is an error rather than a wait without end.
+    """
+    from tqdm import tqdm
+
+    idle_polls = 0
+    with tqdm(total=len(tasks), desc=desc, unit="exp", file=sys.stdout) as bar:
+        while True:
+            status = {task: st for task, _, st in queue_tasks()}
+            ours = [status.get(task, "Missing") for task in tasks.values()]
+            bar.update(sum(st in FINISHED for st in ours) - bar.n)
+            if not any(st in ("Queued", "Running") for st in ours):
+                return
+            idle_polls = 0 if "Running" in status.values() else idle_polls + 1
+            if idle_polls == stall_polls // 2:
+                dvc("queue", "start", "-j", str(jobs), quiet=True)
+            elif idle_polls >= stall_polls:
+                raise RuntimeError("experiments are queued but no worker runs them; see "
+                                   "`dvc queue status` and .dvc/tmp/exps/celery/*.out")
+            time.sleep(poll_seconds)
+
+
+def stop(names: list[str]) -> None:
+    """Ctrl-C: kill the running experiments and drop the queued ones of these names."""
+    dvc("queue", "stop", "--kill", check=False, quiet=True)
+    queued = [task for task, name, st in queue_tasks() if name in names and st == "Queued"]
+    if queued:
+        dvc("queue", "remove", *queued, check=False, quiet=True)
+
+
+def failure_reason(task: str) -> str:
+    """The stage's own one-line error from `dvc queue logs` (e.g. 'training diverged ...')."""
+    errors = STAGE_ERROR.findall(dvc_output("queue", "logs", task))
+    return errors[-1] if errors else f"failed; see `dvc queue logs {task}`"
+
+
+def metrics_of(data: dict) -> dict[str, dict[str, Any]]:
+    """{metrics file: {metric: value}} of one experiment's `dvc exp show` data."""
+    return {path: entry.get("data", {}) for path, entry in data.get("metrics", {}).items()}
+
+
+def expected_params(workspace: dict, overrides: dict[str, Any]) -> dict:
+    """params.yaml as a run with these overrides will see it."""
+    params = json.loads(json.dumps(workspace))  # a deep copy of plain YAML data
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".", 1)
+        params[section][key] = value
+    return params
+
+
+def run_all(runs: list[Run], jobs: int, desc: str) -> tuple[dict[str, dict], dict[str, str], list[str]]:
+    """Run what is not current yet through the queue, then read every run's result.
+
+    Returns ({name: `dvc exp show` data} of the finished runs, {name: failure reason},
+    [names that were current already and did not run again]).
+    """
+    workspace, before = read_params(), experiments_on_head()
+    current = [run.name for run in runs if run.name in before and is_current(
+        before[run.name], expected_params(workspace, run.overrides), upstream_code(list(run.targets)))]
+    todo = [run for run in runs if run.name not in current]
+    tasks = {}
+    if todo:
+        try:
+            tasks = queue_runs(todo, jobs)
+            wait(tasks, jobs, desc)
+        except KeyboardInterrupt:
+            stop([run.name for run in todo])
+            raise
+    after = experiments_on_head()
+    results = {run.name: after[run.name] for run in runs if run.name in after}
+    failures = {run.name: failure_reason(tasks.get(run.name, run.name))
+                for run in runs if run.name not in results}
+    return results, failures, current

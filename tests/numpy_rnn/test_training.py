@@ -1,0 +1,146 @@
+"""Optimisers, the training loop, recall accuracy and saving the numpy RNNClassifier
+(rnnlab.numpy_rnn.optimizers, .train, .model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnlab.choices import NUMPY_OPTIMIZERS
+from rnnlab.errors import DivergenceError
+from rnnlab.numpy_rnn.model import RNNClassifier
+from rnnlab.numpy_rnn.optimizers import OPTIMIZERS, SGD, Adam
+from rnnlab.numpy_rnn.train import evaluate_recall, train_classifier
+from rnnlab.pipeline.sequences import copy_task
+
+
+def test_optimizer_table_offers_exactly_the_allowed_names():
+    assert tuple(OPTIMIZERS) == NUMPY_OPTIMIZERS
+
+
+def test_optimizers_first_step():
+    p, g = np.array([1.0, -2.0]), np.array([0.5, -4.0])
+    SGD(0.1).step([(p, g, "p")])
+    np.testing.assert_allclose(p, [0.95, -1.6])
+    p = np.array([1.0, -2.0])
+    Adam(0.01).step([(p, g, "p")])  # the first Adam step moves every entry by ~lr
+    np.testing.assert_allclose(p, [0.99, -1.99], rtol=1e-6)
+
+
+def test_optimizer_and_training_arguments_are_checked():
+    with pytest.raises(ValueError, match="learning_rate"):
+        SGD(-1.0)
+    with pytest.raises(ValueError, match="beta1"):
+        Adam(1e-3, beta1=1.0)
+    model = RNNClassifier(10, 4, rng=0)
+    x, y = copy_task(8, 3, 8, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="optimizer"):
+        train_classifier(model, x, y, optimizer="rmsprop", learning_rate=0.1, batch_size=4,
+                         steps=1, clip_norm=5.0, seed=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        train_classifier(model, x, y, optimizer="sgd", learning_rate=0.1, batch_size=0,
+                         steps=1, clip_norm=5.0, seed=0)
+
+
+class _FixedModel:
+    """Stands in for RNNClassifier: returns the logits it was given."""
+
+    vocab_size, dtype = 10, np.float64
+
+    def __init__(self, logits):
+        self.logits = logits
+        self.seen = 0
+
+    def forward(self, x_onehot):
+        out = self.logits[self.seen:self.seen + len(x_onehot)]
+        self.seen += len(x_onehot)
+        return out
+
+
+def test_accuracy_counts_only_recalled_positions():
+    L = 4
+    x, y = copy_task(6, L, 8, np.random.default_rng(5))
+    predicted = y.copy()
+    predicted[:, :L + 1] = 3  # every blank and the delimiter wrong...
+    result = evaluate_recall(_FixedModel(10.0 * np.eye(10)[predicted]), x, y, L + 1)
+    assert result["test_accuracy"] == 1.0  # ...does not count
+    assert result["accuracy_by_position"] == [1.0] * L
+
+    predicted = y.copy()
+    predicted[:3, L + 2] = (y[:3, L + 2] + 1) % 8  # 3 of 6 wrong at the 2nd recalled position
+    predicted[:, L + 4] = (y[:, L + 4] + 1) % 8  # all wrong at the 4th
+    result = evaluate_recall(_FixedModel(10.0 * np.eye(10)[predicted]), x, y, L + 1,
+                             batch_size=4)  # evaluated in two chunks
+    assert result["accuracy_by_position"] == [1.0, 0.5, 1.0, 0.0]
+    assert result["test_accuracy"] == pytest.approx(2.5 / 4)
+    assert result["test_loss"] > 0
+
+
+def _small_task(seed=0):
+    rng = np.random.default_rng(seed)
+    return copy_task(3000, 5, 8, rng), copy_task(500, 5, 8, rng)
+
+
+def test_small_copy_task_learns_and_logs_windows_and_checkpoints():
+    (x, y), (xt, yt) = _small_task()
+    model = RNNClassifier(10, 50, init="permutation", rng=0)
+    windows, checkpoints = [], []
+
+    def checkpoint(done):
+        checkpoints.append((done, evaluate_recall(model, xt, yt, 6)["test_accuracy"]))
+        return False
+
+    history = train_classifier(model, x, y, optimizer="adam", learning_rate=3e-3, batch_size=32,
+                               steps=1500, clip_norm=5.0, seed=0,
+                               on_window=lambda step, loss: windows.append((step, loss)),
+                               checkpoint_every=500, on_checkpoint=checkpoint)
+    result = evaluate_recall(model, xt, yt, recall_start=6)
+    assert result["test_accuracy"] >= 0.6, result  # chance is 1/8
+    assert len(history["step"]) == len(history["loss"]) == 188  # windows of ceil(1500/200) = 8
+    assert history["step"][-1] == 1500 and history["loss"][-1] < 0.5 * history["loss"][0]
+    assert windows == list(zip(history["step"], history["loss"]))
+    assert [step for step, _ in checkpoints] == [500, 1000, 1500]
+    assert checkpoints[-1][1] == result["test_accuracy"]
+
+
+def test_a_checkpoint_can_stop_training():
+    (x, y), _ = _small_task()
+    history = train_classifier(RNNClassifier(10, 8, rng=0), x, y, optimizer="adam",
+                               learning_rate=1e-3, batch_size=16, steps=100, clip_norm=5.0,
+                               seed=0, checkpoint_every=30, on_checkpoint=lambda done: done >= 60)
+    assert history["step"][-1] == 60
+
+
+def test_same_seed_same_weights():
+    (x, y), _ = _small_task()
+    states = []
+    for seed in (0, 0, 1):
+        model = RNNClassifier(10, 16, init="identity", rng=0)
+        train_classifier(model, x, y, optimizer="adam", learning_rate=1e-3, batch_size=16,
+                         steps=60, clip_norm=5.0, seed=seed)
+        states.append(model.state_dict())
+    for name in states[0]:
+        np.testing.assert_array_equal(states[0][name], states[1][name])
+    assert any(not np.array_equal(states[0][n], states[2][n]) for n in states[0])
+
+
+def test_huge_learning_rate_without_clipping_diverges():
+    (x, y), _ = _small_task()
+    model = RNNClassifier(10, 16, init="identity", rng=0)
+    with pytest.raises(DivergenceError, match="diverged|NaN"):
+        train_classifier(model, x, y, optimizer="sgd", learning_rate=1e6, batch_size=16,
+                         steps=200, clip_norm=None, seed=0)
+
+
+def test_state_dict_round_trip(tmp_path):
+    model = RNNClassifier(10, 12, init="permutation", rng=3)
+    path = tmp_path / "model.npz"
+    np.savez(path, **model.state_dict())
+    with np.load(path) as state:
+        loaded = RNNClassifier.from_state_dict(state)
+    assert set(model.state_dict()) == {"cell.W_hh", "cell.W_hx", "cell.b_h", "out.W", "out.b"}
+    x = np.eye(10, dtype=np.float32)[np.random.default_rng(0).integers(0, 10, (2, 5))]
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+    assert loaded.n_params == model.n_params == 12 * 12 + 12 * 10 + 12 + 10 * 12 + 10
+    with pytest.raises(ValueError, match="shape"):
+        RNNClassifier(10, 13, rng=0).load_state_dict(model.state_dict())

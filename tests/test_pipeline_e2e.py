@@ -1,0 +1,301 @@
+"""The real DVC pipeline on tiny params: what re-runs, what it writes, how it fails, and that
+nothing half-written survives a kill. (Slow: each test runs real dvc commands.)"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import VENV_BIN, stages_run
+
+pytestmark = pytest.mark.slow
+
+
+def restore(project) -> None:
+    project.git("checkout", "--", ".")
+    project.dvc("checkout", "--force")
+    assert "up to date" in project.dvc("status").stdout
+
+
+def repro_after(project, **changes) -> set[str]:
+    project.set_params(**changes)
+    try:
+        return stages_run(project.dvc("repro").stdout)
+    finally:
+        restore(project)
+
+
+def test_repro_again_does_nothing(built_project):
+    assert stages_run(built_project.dvc("repro").stdout) == set()
+    assert "Data and pipelines are up to date" in built_project.dvc("status").stdout
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"numpy_rnn__hidden": 9}, {"check_params", "train_numpy_rnn"}),
+    ({"tf_model__lstm_hidden": 5}, {"check_params", "train_sine", "train_memory"}),
+    ({"sine_task__n_train": 70}, {"check_params", "data@sine", "train_sine"}),
+], ids=["numpy", "tf", "sine-data"])
+def test_a_param_reruns_only_the_stages_that_read_it(built_project, change, expected):
+    assert repro_after(built_project, **change) == expected
+
+
+def test_metrics_hold_the_promised_keys(built_project):
+    root = built_project.root
+    keys = {"numpy_rnn_copy": {"test_accuracy", "test_loss", "train_loss_final", "n_params"},
+            "memory": {"test_accuracy", "test_loss", "train_loss_final", "n_params", "hidden"},
+            "sine": {"test_mse_one_step", "test_mse_free_running", "train_loss_final",
+                     "n_params", "hidden"}}
+    for name, expected in keys.items():
+        assert set(json.loads((root / f"metrics/{name}.json").read_text())) == expected
+    assert json.loads((root / "metrics/gradcheck.json").read_text())["max_rel_error"] <= 1e-6
+    live = json.loads((root / "dvclive/memory/metrics.json").read_text())
+    assert set(live) == {"step", "train_loss", "test_accuracy"}
+    shown = built_project.dvc("metrics", "show").stdout
+    for key in ("test_accuracy", "test_mse_free_running", "max_rel_error", "train_loss"):
+        assert key in shown
+
+
+def test_plots_show_lists_every_declared_chart_with_data(built_project):
+    rendered = json.loads(built_project.dvc("plots", "show", "--json").stdout)
+    data = rendered.get("data", rendered)
+    declared = yaml.safe_load((built_project.root / "dvc.yaml").read_text())["plots"]
+    names = [next(iter(p)) if isinstance(p, dict) else p for p in declared]
+    assert len(names) == 10 and set(names) <= set(data), set(names) - set(data)
+    for name in names:
+        assert data[name], f"plot {name!r} is empty"
+        for entry in data[name]:
+            if entry.get("type") == "vega":
+                assert entry["content"]["data"]["values"], f"plot {name!r} has no points"
+            else:
+                assert Path(built_project.root / entry["url"]).stat().st_size > 1000
+    loss = data["Training loss, TF cell (memory task)"][0]["content"]["data"]["values"]
+    assert [row["step"] for row in loss] == ["1", "2"]  # one point per logged window
+
+
+def _output_hashes(root: Path) -> dict[str, str]:
+    hashes = {}
+    for folder in ("data", "models", "metrics", "plots", "dvclive"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file() and path.name != ".gitignore":
+                hashes[str(path.relative_to(root))] = hashlib.md5(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def test_forced_repro_is_bit_identical(built_project):
+    first = _output_hashes(built_project.root)
+    for kind in ("data/", "models/", "metrics/", "plots/", "dvclive/"):
+        assert any(p.startswith(kind) for p in first), kind
+    try:
+        built_project.dvc("repro", "-f")
+        assert _output_hashes(built_project.root) == first
+    finally:
+        restore(built_project)
+
+
+def test_trained_models_load_back_and_score_their_metrics(built_project, monkeypatch):
+    """load_model rebuilds each model from its file; evaluated on the test data again, it
+    gives exactly the metrics the stage wrote."""
+    from rnnlab.numpy_rnn.train import evaluate_recall
+    from rnnlab.pipeline.datasets import read_dataset
+    from rnnlab.pipeline.trained_models import load_model
+    from rnnlab.tf_rnn.tasks import evaluate_memory, evaluate_sine
+
+    root = built_project.root
+    monkeypatch.chdir(root)
+    metrics = {name: json.loads(Path(f"metrics/{name}.json").read_text())
+               for name in ("numpy_rnn_copy", "memory", "sine")}
+    model, meta = load_model("models/numpy_rnn_copy.npz")
+    task = meta["params"]["copy_task"] if "copy_task" in meta["params"] else None
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    test = read_dataset("copy_task", "test", params["copy_task"])
+    result = evaluate_recall(model, test["inputs"], test["targets"],
+                             params["copy_task"]["to_remember_len"] + 1)
+    assert result["test_accuracy"] == metrics["numpy_rnn_copy"]["test_accuracy"]
+    assert result["test_loss"] == metrics["numpy_rnn_copy"]["test_loss"]
+    assert task is None or task == params["copy_task"]
+
+    model, meta = load_model("models/memory.npz")
+    assert meta["params"]["tf_model"] == params["tf_model"]
+    test = read_dataset("memory", "test", params["memory_task"])
+    result = evaluate_memory(model, test["inputs"], test["targets"],
+                             params["memory_task"]["to_remember_len"])
+    assert result["test_accuracy"] == metrics["memory"]["test_accuracy"]
+    assert result["test_loss"] == pytest.approx(metrics["memory"]["test_loss"], rel=1e-6)
+
+    model, _ = load_model("models/sine.npz")
+    curves = read_dataset("sine", "test", params["sine_task"])["curves"]
+    result = evaluate_sine(model, curves, params["sine_task"]["n_given"],
+                           params["sine_task"]["n_generated"])
+    assert result["test_mse_free_running"] == pytest.approx(
+        metrics["sine"]["test_mse_free_running"], rel=1e-6)
+
+
+def test_a_damaged_model_file_is_refused_with_its_name(built_project, tmp_path):
+    from rnnlab.errors import DataError
+    from rnnlab.pipeline.trained_models import load_model
+
+    damaged = tmp_path / "models" / "memory.npz"
+    damaged.parent.mkdir()
+    damaged.write_bytes((built_project.root / "models/memory.npz").read_bytes()[:500])
+    with pytest.raises(DataError, match=r"memory.npz: file is truncated or corrupt .*"
+                                        r"dvc repro -f train_memory"):
+        load_model(damaged)
+    with pytest.raises(DataError, match="not a model of the pipeline"):
+        load_model(tmp_path / "models" / "other.npz")
+
+
+# A handful of bad params through a real `dvc repro` (every rule is unit-tested in
+# pipeline/test_params.py): the one-line message reaches the user, nothing is lost.
+BAD_PARAMS = [
+    ("renamed-init-value", lambda p: p["numpy_rnn"].update(init="random"),
+     "numpy_rnn.init: got 'random'; expected one of 'gaussian', 'identity', 'orthogonal', "
+     "'permutation'"),
+    ("typo-section", lambda p: p.update(numpy_rnnn=p.pop("numpy_rnn")),
+     "numpy_rnnn: unknown section (did you mean 'numpy_rnn'?)"),
+    ("renamed-key", lambda p: p["tf_model"].update(hidden=p["tf_model"].pop("lstm_hidden")),
+     "tf_model.hidden: renamed; did you mean 'lstm_hidden'?"),
+    ("cross-key", lambda p: p["sine_task"].update(n_given=10**6),
+     "sine_task.n_given: got 1000000; expected fewer given samples"),
+]
+
+
+@pytest.mark.parametrize("name, mutate, expected", BAD_PARAMS, ids=[b[0] for b in BAD_PARAMS])
+def test_dvc_repro_refuses_bad_params_and_loses_nothing(built_project, name, mutate, expected):
+    project = built_project
+    before = _output_hashes(project.root)
+    params = copy.deepcopy(project.params())
+    mutate(params)
+    project.write_params(params)
+    try:
+        proc = project.dvc("repro", check=False)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0, output
+        assert f"check_params: error: {expected}" in output, output
+        assert "Traceback" not in output
+        # check_params ran first, and failed: DVC removed only its own output, nothing else ran.
+        after = _output_hashes(project.root)
+        assert after == {p: h for p, h in before.items() if p != "data/params.ok"}
+    finally:
+        project.git("checkout", "--", "params.yaml")
+        project.dvc("checkout", "--force")
+    assert _output_hashes(project.root) == before
+
+
+@pytest.mark.parametrize("changes, stage", [
+    # A step so large that float32 weights and logits overflow: the loss becomes Inf/NaN.
+    # (Merely large steps can stay finite: an LSTM's gates keep its outputs bounded.)
+    ({"numpy_rnn__learning_rate": 1e38, "numpy_rnn__clip_norm": 0}, "train_numpy_rnn"),
+    ({"tf_model__optimizer": "momentum", "tf_memory__learning_rate": 1e38,
+      "tf_model__clip_norm": 0, "tf_memory__epochs": 3}, "train_memory"),
+], ids=["numpy", "tf"])
+def test_divergence_stops_with_a_message_and_no_metrics(built_project, changes, stage):
+    project = built_project
+    project.set_params(**changes)
+    try:
+        proc = project.dvc("repro", stage, check=False)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert "diverged" in output or "NaN" in output, output
+        assert "learning rate" in output and "Traceback" not in output
+        metrics = {"train_numpy_rnn": "numpy_rnn_copy", "train_memory": "memory"}[stage]
+        assert not (project.root / f"metrics/{metrics}.json").exists()
+    finally:
+        restore(project)
+
+
+def test_a_stage_refuses_a_corrupt_data_file(built_project):
+    project = built_project
+    path = project.root / "data/copy_task/train.npz"
+    blob = path.read_bytes()
+    path.chmod(0o644)
+    path.write_bytes(blob[: len(blob) // 3])
+    try:
+        proc = project.run(str(VENV_BIN / "python"), "stages/train_numpy_rnn.py", check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines() == [
+            "train_numpy_rnn: error: data/copy_task/train.npz: file is truncated or corrupt "
+            "(BadZipFile); rebuild it with `dvc repro -f data@copy_task`"]
+    finally:
+        restore(project)
+
+
+# Runs a stage script with os.replace patched to SIGKILL the process at the moment the named
+# output would be renamed into place: its temporary file is complete, the rename never happens.
+KILL_AT_RENAME = """
+import os, runpy, signal, sys
+target, script = sys.argv[1], sys.argv[2]
+real_replace = os.replace
+def replace(src, dst):
+    if str(dst).endswith(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst)
+os.replace = replace
+sys.argv = [script]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("target", ["models/numpy_rnn_copy.npz", "metrics/numpy_rnn_copy.json"])
+def test_a_kill_in_the_middle_of_writing_leaves_the_old_file_or_none(built_project, target):
+    project = built_project
+    project.set_params(numpy_rnn__hidden=9)  # a different model: the outputs would change
+    old = (project.root / target).read_bytes()
+    try:
+        proc = project.run(str(VENV_BIN / "python"), "-c", KILL_AT_RENAME, target,
+                           "stages/train_numpy_rnn.py", check=False)
+        assert proc.returncode == -signal.SIGKILL
+        # Killed between writing the new file and renaming it: the old file is intact, and
+        # the complete new one waits under a temporary name.
+        assert (project.root / target).read_bytes() == old
+        leftovers = list((project.root / target).parent.glob(f".{Path(target).name}.*.tmp"))
+        assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0
+        # The next run completes, clears the leftover and writes the new result.
+        project.dvc("repro", "train_numpy_rnn")
+        assert not list((project.root / target).parent.glob("*.tmp"))
+        assert (project.root / target).read_bytes() != old
+    finally:
+        project.git("checkout", "--", "params.yaml")
+        restore(project)
+
+
+def _default_sigint() -> None:
+    # A shell's background job (`make test &`, nohup) starts with SIGINT ignored, and an
+    # ignored signal stays ignored across exec: give the repro a terminal's Ctrl-C back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_during_training_ends_with_one_line_and_no_result(built_project):
+    project = built_project
+    project.set_params(numpy_rnn__steps=10**7)  # far longer than the test waits
+    live = project.root / "dvclive/numpy_rnn_copy/metrics.json"
+    live.unlink()  # so that its reappearance shows training under way
+    proc = subprocess.Popen([str(VENV_BIN / "dvc"), "repro", "train_numpy_rnn"],
+                            cwd=project.root, env=project.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, preexec_fn=_default_sigint)
+    try:
+        deadline = time.time() + 120
+        while not (live.exists() and json.loads(live.read_text() or "{}").get("step", 0) > 0):
+            assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        output, _ = proc.communicate(timeout=60)
+        assert proc.returncode != 0
+        assert "train_numpy_rnn: interrupted" in output and "Traceback" not in output, output
+        assert not (project.root / "metrics/numpy_rnn_copy.json").exists()
+        assert not list(project.root.glob("*/.*.tmp"))
+    finally:
+        subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)
+        proc.wait()
+        project.git("checkout", "--", "params.yaml")
+    project.dvc("repro")
+    restore(project)

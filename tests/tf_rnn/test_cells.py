@@ -1,0 +1,196 @@
+"""The TensorFlow cells (rnnlab.tf_rnn.cells, .cores): MyLSTMCell against keras.layers.LSTM
+with copied weights, BasicRNNCell against the numpy cell and TF autodiff, inits and state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnlab.tf_rnn._tf import keras, tf
+from rnnlab.tf_rnn.cells import BasicRNNCell, MyLSTMCell, MyLSTMState
+from rnnlab.tf_rnn.model import make_model
+
+ATOL = 1e-5
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _keras_lstm_and_cell(n_in, H, seed=0):
+    """A Keras LSTM with random weights (non-zero bias) and a MyLSTMCell holding copies."""
+    layer = keras.layers.LSTM(H, return_sequences=True, return_state=True)
+    layer.build((None, None, n_in))
+    rng = _rng(seed)
+    for w in layer.weights:
+        w.assign(0.5 * rng.standard_normal(w.shape).astype(np.float32))
+    cell = MyLSTMCell(n_in, H, seed=seed + 1)
+    by_name = {w.path.split("/")[-1]: w for w in layer.weights}
+    for name, var in cell.weights.items():
+        var.assign(by_name[name].numpy())
+    return layer, cell
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_lstm_matches_keras_outputs_states_and_gradients(with_state):
+    B, T, D, H = 3, 6, 4, 5
+    layer, cell = _keras_lstm_and_cell(D, H)
+    rng = _rng(1)
+    x = tf.constant(rng.standard_normal((B, T, D)).astype(np.float32))
+    h0 = tf.constant(rng.standard_normal((B, H)).astype(np.float32))
+    c0 = tf.constant(rng.standard_normal((B, H)).astype(np.float32))
+    # weights on every output so each step's, the final h's and c's gradients all matter
+    w_out = tf.constant(rng.standard_normal((B, T, H)).astype(np.float32))
+    w_h, w_c = (tf.constant(rng.standard_normal((B, H)).astype(np.float32)) for _ in range(2))
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, h0, c0])
+        if with_state:
+            out_k, h_k, c_k = layer(x, initial_state=[h0, c0])
+            out_m, state = cell(x, MyLSTMState(cell=c0, hidden=h0))
+        else:
+            out_k, h_k, c_k = layer(x)
+            out_m, state = cell(x)
+        loss_k = tf.reduce_sum(out_k * w_out) + tf.reduce_sum(h_k * w_h) + tf.reduce_sum(c_k * w_c)
+        loss_m = (tf.reduce_sum(out_m * w_out) + tf.reduce_sum(state.hidden * w_h)
+                  + tf.reduce_sum(state.cell * w_c))
+
+    assert out_m.shape == (B, T, H) and out_m.dtype == tf.float32
+    np.testing.assert_allclose(out_m, out_k, atol=ATOL)
+    np.testing.assert_allclose(state.hidden, h_k, atol=ATOL)
+    np.testing.assert_allclose(state.cell, c_k, atol=ATOL)
+
+    sources_k = [x] + [w for w in layer.weights]
+    sources_m = [x] + list(cell.weights.values())
+    if with_state:
+        sources_k += [h0, c0]
+        sources_m += [h0, c0]
+    names = ["x", "kernel", "recurrent_kernel", "bias", "h0", "c0"]
+    for name, g_k, g_m in zip(names, tape.gradient(loss_k, sources_k),
+                              tape.gradient(loss_m, sources_m)):
+        scale = max(1.0, float(np.max(np.abs(g_k))))
+        np.testing.assert_allclose(g_m, g_k, atol=ATOL * scale, err_msg=name)
+
+
+def test_lstm_gradient_of_unused_final_cell_state():
+    """Only the outputs used: the cell-state gradient coming in is None/zero, still correct."""
+    layer, cell = _keras_lstm_and_cell(2, 3, seed=4)
+    x = tf.constant(_rng(5).standard_normal((2, 4, 2)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        loss_k = tf.reduce_sum(layer(x)[0] ** 2)
+        loss_m = tf.reduce_sum(cell(x)[0] ** 2)
+    for g_k, g_m in zip(tape.gradient(loss_k, layer.weights),
+                        tape.gradient(loss_m, list(cell.weights.values()))):
+        np.testing.assert_allclose(g_m, g_k, atol=ATOL)
+
+
+def test_lstm_layout_and_forget_bias():
+    cell = MyLSTMCell(3, 4, seed=0)
+    assert [tuple(v.shape) for v in cell.weights.values()] == [(3, 16), (4, 16), (16,)]
+    bias = cell.bias.numpy()
+    np.testing.assert_array_equal(bias[4:8], 1.0)  # gate blocks i, f, c, o: f starts at 1
+    np.testing.assert_array_equal(np.delete(bias, np.s_[4:8]), 0.0)
+    assert cell.n_params == 3 * 16 + 4 * 16 + 16 and cell.output_size == 4
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_in=0, n_hidden=4), dict(n_in=3, n_hidden=-1),
+                                    dict(n_in=3, n_hidden=2.5), dict(n_in=3, n_hidden=4, seed=-1)])
+def test_lstm_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError, match="Received an invalid value"):
+        MyLSTMCell(**kwargs)
+
+
+# ----------------------------------------------------------------------------- RNN vs numpy
+
+def test_basic_rnn_matches_numpy_cell():
+    from rnnlab.numpy_rnn.cell import BasicRNNCell as NumpyCell
+
+    B, T, D, H = 3, 7, 4, 6
+    rng = _rng(2)
+    ref = NumpyCell(D, H, init="permutation", rng=rng, dtype=np.float32)
+    ref.W_hh[...] = 0.4 * rng.standard_normal((H, H))
+    ref.W_hx[...] = rng.standard_normal((H, D))
+    ref.b_h[...] = 0.3 * rng.standard_normal(H)
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    expected = np.array(ref.fprop(x))
+
+    cell = BasicRNNCell(D, H, seed=0)
+    cell.kernel.assign(ref.W_hx.T)             # x_t @ kernel = (W_hx x_t)^T
+    cell.recurrent_kernel.assign(ref.W_hh.T)
+    cell.bias.assign(ref.b_h)
+    out, h_last = cell(x)
+    assert 0 < np.mean(expected > 0) < 1        # the ReLU both passes and blocks
+    np.testing.assert_allclose(out, expected, atol=ATOL)
+    np.testing.assert_allclose(h_last, expected[:, -1], atol=ATOL)
+
+
+def test_basic_rnn_gradients_match_autodiff():
+    """The hand-written BPTT against TF's autodiff of the same recurrence, written naively."""
+    B, T, D, H = 2, 5, 3, 4
+    cell = BasicRNNCell(D, H, seed=3)
+    cell.bias.assign(0.2 * _rng(3).standard_normal(H).astype(np.float32))
+    x = tf.constant(_rng(4).standard_normal((B, T, D)).astype(np.float32))
+    w = tf.constant(_rng(5).standard_normal((B, T, H)).astype(np.float32))
+    variables = list(cell.weights.values())
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = tf.reduce_sum(cell(x)[0] * w)
+        h, outs = tf.zeros((B, H)), []
+        for t in range(T):
+            h = tf.nn.relu(x[:, t] @ cell.kernel + h @ cell.recurrent_kernel + cell.bias)
+            outs.append(h)
+        naive = tf.reduce_sum(tf.stack(outs, axis=1) * w)
+    for g_ours, g_naive in zip(tape.gradient(ours, [x] + variables),
+                               tape.gradient(naive, [x] + variables)):
+        np.testing.assert_allclose(g_ours, g_naive, atol=ATOL)
+
+
+def test_rnn_inits_are_the_numpy_cells():
+    from rnnlab.numpy_rnn.cell import BasicRNNCell as NumpyCell
+
+    identity = BasicRNNCell(3, 5, init="identity")
+    np.testing.assert_array_equal(identity.recurrent_kernel.numpy(), np.eye(5))
+    w = BasicRNNCell(3, 5, init="orthogonal", seed=1).recurrent_kernel.numpy()
+    np.testing.assert_allclose(w @ w.T, np.eye(5), atol=1e-5)
+    w = BasicRNNCell(3, 5, init="permutation", seed=1).recurrent_kernel.numpy()
+    assert sorted(w.sum(axis=0)) == sorted(w.sum(axis=1)) == [1.0] * 5
+    w = BasicRNNCell(3, 400, init="gaussian", seed=1).recurrent_kernel.numpy()
+    assert w.std() == pytest.approx(np.sqrt(1 / 400), rel=0.02)  # the sheet's random init
+    # The same names draw the same distributions as the numpy cell (one initializer module).
+    for init in ("gaussian", "orthogonal", "permutation"):
+        ref = NumpyCell(3, 6, init=init, rng=4).W_hh
+        ours = BasicRNNCell(3, 6, init=init, seed=4).recurrent_kernel.numpy()
+        np.testing.assert_allclose(ours, ref.astype(np.float32))
+    for bad in ("zeros", "random"):
+        with pytest.raises(ValueError, match="init"):
+            BasicRNNCell(3, 5, init=bad)
+
+
+# ----------------------------------------------------------------------------- shapes and state
+
+@pytest.mark.parametrize("name", ["lstm", "rnn"])
+def test_state_is_carried_between_calls(name):
+    """Running x in two halves, passing the state on, equals running it at once."""
+    cell = make_model(name, 2, 1, lstm_hidden=5, rnn_hidden=5, seed=1).cell
+    x = _rng(6).standard_normal((3, 8, 2)).astype(np.float32)
+    whole, final = cell(x)
+    first, mid = cell(x[:, :5])
+    second, final2 = cell(x[:, 5:], mid)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=ATOL)
+    for a, b in zip(tf.nest.flatten(final2), tf.nest.flatten(final)):
+        np.testing.assert_allclose(a, b, atol=ATOL)
+
+
+def test_lstm_zero_state_and_state_fields():
+    cell = MyLSTMCell(2, 3)
+    zero = cell.zero_state(4)
+    assert isinstance(zero, MyLSTMState) and zero._fields == ("cell", "hidden")
+    assert zero.cell.shape == zero.hidden.shape == (4, 3)
+    assert not np.any(zero.cell) and not np.any(zero.hidden)
+    x = _rng(7).standard_normal((4, 5, 2)).astype(np.float32)
+    out, state = cell(x)
+    np.testing.assert_allclose(cell(x, zero)[0], out, atol=0)  # None means the zero state
+    np.testing.assert_allclose(state.hidden, out[:, -1], atol=0)
+    assert not np.allclose(state.cell, state.hidden)        # c_T is not h_T
+    with pytest.raises(ValueError, match="MyLSTMState"):
+        cell(x, zero.cell)
