@@ -30,7 +30,8 @@ def main() -> str:
     live.close()
     metrics = {"test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
                "train_loss_final": history["loss"][-1], "n_params": model.n_params}
-    save_run("numpy_rnn_copy", weights=model.state_dict(), meta={"params": as_dict(p)},
+    save_run("numpy_rnn_copy", weights=model.state_dict(),
+             meta={"params": {"copy_task": as_dict(task), "numpy_rnn": as_dict(p)}},
              metrics=metrics, accuracy_by_position=result["accuracy_by_position"])
     return (f"numpy RNN ({p.init} init) test accuracy {metrics['test_accuracy']:.3f} on the copy "
             f"task, L={task.to_remember_len} ({model.n_params} params, {seconds:.0f} s)")

@@ -89,3 +89,45 @@ def memory_capacity(delays, series, chance: float, loss_series, baselines, faile
     for ax in (acc_ax, loss_ax):
         ax.grid(True, alpha=0.3)
     return fig
+
+
+def memory_states(tokens, trace, n_symbols: int, title: str):
+    """A cell's state along one memory-task sequence: the LSTM's mean gate values (top) and the
+    norms of its cell state and output (bottom); for the RNN only ||h_t||.
+
+    tokens: (T,) input ids (symbols 0..n_symbols-1, blank n_symbols, delimiter n_symbols+1);
+    trace: {"input_gate", "forget_gate", "output_gate", "cell", "hidden"}: (T, H) arrays,
+    the gates and the cell state only for the LSTM.
+    """
+    tokens = np.asarray(tokens)
+    steps = np.arange(len(tokens))
+    labels = [str(t) if t < n_symbols else ("·" if t == n_symbols else "#") for t in tokens]
+    delimiter = int(np.flatnonzero(tokens == n_symbols + 1)[0])
+    has_gates = "forget_gate" in trace
+    fig, axes = plt.subplots(2 if has_gates else 1, 1, figsize=(9, 6 if has_gates else 3.4),
+                             sharex=True, layout="constrained")
+    axes = np.atleast_1d(axes)
+    if has_gates:
+        for gate, color in (("input_gate", "tab:green"), ("forget_gate", "tab:blue"),
+                            ("output_gate", "tab:orange")):
+            axes[0].plot(steps, trace[gate].mean(axis=-1), marker="o", ms=3, color=color,
+                         label=f"{gate.replace('_', ' ')} (mean over units)")
+        axes[0].set_ylim(0, 1)
+        axes[0].set_ylabel("gate value")
+    norms = axes[-1]
+    if "cell" in trace:
+        norms.plot(steps, np.linalg.norm(trace["cell"], axis=-1), marker="o", ms=3,
+                   color="tab:purple", label="||c_t|| (cell state)")
+    norms.plot(steps, np.linalg.norm(trace["hidden"], axis=-1), marker="o", ms=3, color="0.3",
+               label="||h_t|| (output)")
+    norms.set_ylabel("norm")
+    for ax in axes:
+        ax.axvspan(delimiter + 0.5, len(tokens) - 0.5, color="tab:red", alpha=0.08,
+                   label="recall (after the delimiter #)")
+        ax.axvline(delimiter, color="tab:red", lw=0.8, ls=":")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    norms.set_xticks(steps, labels)
+    norms.set_xlabel("input at each step: symbols 0-7, · blank, # delimiter")
+    fig.suptitle(title)
+    return fig

@@ -1,4 +1,11 @@
-"""Loading the pipeline's trained models back from models/*.npz (the DVC artifacts)."""
+"""Loading the pipeline's trained models back from models/*.npz (the DVC artifacts).
+
+    model, meta = load_model("models/memory.npz")   # a SequenceModel, and its training params
+
+`read_model_file` checks a file and returns its arrays without building anything; the stages
+that analyse a model use it with their own half's rebuild, so a numpy stage never depends on
+the TensorFlow code (and the reverse). `load_model` builds either kind, for users and tests.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +19,10 @@ MODEL_STAGES = {"numpy_rnn_copy": "train_numpy_rnn", "sine": "train_sine",
                 "memory": "train_memory"}
 
 
-def load_model(path: str | Path):
-    """A trained model of the pipeline, rebuilt from its file: an RNNClassifier (numpy) for
-    models/numpy_rnn_copy.npz, a SequenceModel (TensorFlow) for models/sine.npz and
-    models/memory.npz.
-
-    The file is checked first (format record, kind, array names and shapes; loaded with
-    allow_pickle=False); any problem is a DataError naming the file and the stage that remakes
-    it. Returns (model, meta), meta holding the params it was trained with.
-    """
+def read_model_file(path: str | Path) -> tuple[dict, dict]:
+    """(arrays, meta) of a model file of the pipeline, checked: format record, kind, loaded
+    with allow_pickle=False. Any problem is a DataError naming the file and the stage that
+    remakes it."""
     path = Path(path)
     kind = path.stem
     stage = MODEL_STAGES.get(kind)
@@ -28,18 +30,38 @@ def load_model(path: str | Path):
         raise DataError(f"{path}: not a model of the pipeline (expected one of "
                         f"{', '.join(f'models/{k}.npz' for k in MODEL_STAGES)})")
     arrays, meta = load_arrays(path, stage)
-    fix = f"rebuild it with `dvc repro -f {stage}`"
-    if meta.get("kind") != kind:
-        raise DataError(f"{path}: holds a {meta.get('kind')!r} model, expected {kind!r}; {fix}")
+    if meta.get("kind") != kind or "params" not in meta:
+        raise DataError(f"{path}: holds a {meta.get('kind')!r} model, expected {kind!r}; "
+                        f"rebuild it with `dvc repro -f {stage}`")
+    return arrays, meta
+
+
+def rebuild(path: str | Path, arrays: dict, meta: dict, build):
+    """build(arrays, meta) -> model, with a mismatch between weights and the recorded
+    architecture reported as a DataError naming the file."""
     try:
-        if kind == "numpy_rnn_copy":
-            from rnnlab.numpy_rnn.model import RNNClassifier
-
-            return RNNClassifier.from_state_dict(arrays), meta
-        from rnnlab.tf_rnn.model import rebuild_model
-
-        model = rebuild_model(meta["model"])
-        model.set_weights(arrays)
-        return model, meta
+        return build(arrays, meta)
     except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: weights do not match the recorded model ({exc}); {fix}") from None
+        stage = MODEL_STAGES[Path(path).stem]
+        raise DataError(f"{path}: weights do not match the recorded model ({exc}); rebuild it "
+                        f"with `dvc repro -f {stage}`") from None
+
+
+def load_model(path: str | Path):
+    """A trained model of the pipeline, rebuilt from its checked file: an RNNClassifier (numpy)
+    for models/numpy_rnn_copy.npz, a SequenceModel (TensorFlow) for models/sine.npz and
+    models/memory.npz. Returns (model, meta), meta["params"] holding the params it was
+    trained with."""
+    arrays, meta = read_model_file(path)
+    if Path(path).stem == "numpy_rnn_copy":
+        from rnnlab.numpy_rnn.model import RNNClassifier
+
+        return rebuild(path, arrays, meta, lambda a, m: RNNClassifier.from_state_dict(a)), meta
+    from rnnlab.tf_rnn.model import SequenceModel, rebuild_model
+
+    def build(a, m) -> SequenceModel:
+        model = rebuild_model(m["model"])
+        model.set_weights(a)
+        return model
+
+    return rebuild(path, arrays, meta, build), meta

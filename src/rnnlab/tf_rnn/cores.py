@@ -219,3 +219,38 @@ def relu_rnn_sequence(x, h0, kernel, rk, bias):
     return hs[1:], grad
 
 
+
+
+# ----------------------------------------------------------------------------- gradient flow
+
+def _recurrence_term(d_next, rk):
+    """d_next (T-1, B, kH) gate-input gradients of steps 2..T -> (T, B, H): what each flows
+    back into the previous hidden state (d @ rk^T), zero after the last step."""
+    flat = tf.matmul(tf.reshape(d_next, [-1, rk.shape[1]]), rk, transpose_b=True)
+    back = tf.reshape(flat, tf.concat([tf.shape(d_next)[:2], [rk.shape[0]]], axis=0))
+    return tf.concat([back, tf.zeros_like(back[:1])], axis=0)
+
+
+def lstm_hidden_gradients(x, h0, c0, kernel, rk, bias, dhs):
+    """The total gradient dL/dh_t at every step, from the same forward and backward loops that
+    lstm_sequence trains with: dh_t = dhs_t + dz_{t+1} @ rk^T.
+
+    x: (T, B, n_in) time-major; dhs: (T, B, H) the direct gradient of the loss w.r.t. each
+    output h_t (not through the recurrence). Returns (T, B, H).
+    """
+    scale = _gate_columns(rk.shape[0], 0.5, 1.0)
+    forward = _lstm_forward_jit if JIT_LOOPS else _lstm_forward_loop
+    backward = _lstm_backward_jit if JIT_LOOPS else _lstm_backward_loop
+    _, _, ps, rs, fs = forward(x, h0, c0, kernel * scale, rk * scale, bias * scale)
+    dz, _, _ = backward(dhs, tf.zeros_like(c0), ps, rs, fs, rk)
+    return dhs + _recurrence_term(dz[1:], rk)
+
+
+def relu_rnn_hidden_gradients(x, h0, kernel, rk, bias, dhs):
+    """dL/dh_t at every step from relu_rnn_sequence's own loops: dh_t = dhs_t + dh^_{t+1} @ rk^T
+    (shapes as lstm_hidden_gradients)."""
+    forward = _relu_forward_jit if JIT_LOOPS else _relu_forward_loop
+    backward = _relu_backward_jit if JIT_LOOPS else _relu_backward_loop
+    hs = forward(x, h0, kernel, rk, bias)
+    da, _ = backward(dhs, hs, rk)
+    return dhs + _recurrence_term(da[1:], rk)
