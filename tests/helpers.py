@@ -58,6 +58,13 @@ class Project:
     def dvc(self, *args: str, check: bool = True, timeout: float = 600):
         return self.run(str(VENV_BIN / "dvc"), *args, check=check, timeout=timeout)
 
+    def start_queue(self, jobs: int = 1) -> None:
+        """`dvc queue start -j N`. Its workers outlive the command and hold any pipe they
+        inherit, so its output goes to /dev/null, never to a pipe this process waits on."""
+        subprocess.run([str(VENV_BIN / "dvc"), "queue", "start", "-j", str(jobs)], cwd=self.root,
+                       env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=True, timeout=120)
+
     def git(self, *args: str, check: bool = True):
         return self.run("git", *args, check=check)
 

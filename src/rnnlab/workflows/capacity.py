@@ -165,6 +165,14 @@ def check_remote(remote: str) -> None:
         raise RuntimeError(f"git remote {remote!r} is unknown or unreachable ({reason})")
 
 
+def check_dvc_remote() -> None:
+    """A default DVC remote, where `dvc exp push` sends the outputs (without one it would push
+    the git refs alone, silently); RuntimeError with one line otherwise."""
+    if dvc("remote", "default", check=False, quiet=True).returncode != 0:
+        raise RuntimeError("no default DVC remote for the experiments' outputs; add one with "
+                           "`dvc remote add -d NAME URL` (see the README)")
+
+
 def push(names: list[str], remote: str) -> None:
     """`dvc exp push REMOTE NAME` for each finished experiment: git refs plus cached outputs."""
     for name in names:
@@ -211,6 +219,8 @@ def _run_or_collect(args, runs: list[Run], to_remember_len: int) -> tuple[dict, 
     names = [run.name for run in runs]
     for remote in filter(None, (args.push, args.collect)):
         check_remote(remote)
+    if args.push:
+        check_dvc_remote()
     if args.collect:
         pull(names, args.collect)
         results = {n: d for n, d in experiments_on_head().items() if n in names}

@@ -1,0 +1,121 @@
+"""`make compare` and `make capacity` on tiny params, through real DVC experiments, the queue,
+a bare git repository standing in for the shared git remote and a local DVC remote.
+(Slow: real dvc commands.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import VENV_BIN, Project, make_project
+
+pytestmark = pytest.mark.slow
+
+# Tiny settings for every capacity run, on top of --quick (`-S` wins over the grid's own).
+TINY = ["-S", "memory_task.n_train=64", "-S", "memory_task.n_test=32",
+        "-S", "memory_task.to_remember_len=2", "-S", "tf_model.lstm_hidden=4",
+        "-S", "tf_memory.epochs=1", "-S", "tf_memory.batch_size=32"]
+GRID = ["--quick", "--cells", "lstm", "rnn", "--delays", "0", "2", "--seeds", "0", *TINY]
+
+
+def _python(project: Project, *args: str, check: bool = True):
+    return project.run(str(VENV_BIN / "python"), "-m", *args, check=check)
+
+
+def test_compare_summarises_seeds_and_reruns_nothing(tmp_path):
+    project = make_project(tmp_path / "repo")
+    args = ("rnnlab.workflows.compare", "--seeds", "2", "--only", "rnn", "identity", "--jobs", "2")
+    out = _python(project, *args).stdout
+    assert "4 experiments (0 already current, 0 failed)" in out, out
+    summary = json.loads((project.root / "metrics/compare.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    memory = summary["experiments"]["rnn"]["memory.test_accuracy"]
+    copy = summary["experiments"]["identity"]["numpy_rnn_copy.test_accuracy"]
+    for stat in (memory, copy):
+        assert stat["n"] == 2 and len(stat["values"]) == 2
+        assert stat["min"] <= stat["mean"] <= stat["max"]
+    names = set(project.dvc("exp", "ls", "--name-only").stdout.split())
+    assert {"rnn-s0", "rnn-s1", "identity-s0", "identity-s1"} <= names
+    # Different seeds drew different data and weights.
+    assert len(set(summary["experiments"]["rnn"]["sine.test_mse_one_step"]["values"])) == 2
+    # Again, with nothing changed: every experiment is current, nothing is queued or trained.
+    again = _python(project, *args).stdout
+    assert "4 experiments (4 already current, 0 failed)" in again, again
+    assert json.loads((project.root / "metrics/compare.json").read_text()) == summary
+
+
+def _clone(origin: Path, dest: Path, store: Path) -> Project:
+    subprocess.run(["git", "clone", "-q", str(origin), str(dest)], check=True)
+    clone = Project(dest)
+    clone.dvc("remote", "add", "--local", "-d", "store", str(store))
+    return clone
+
+
+def _summary(project: Project) -> tuple[dict, str]:
+    return (json.loads((project.root / "metrics/memory_capacity.json").read_text()),
+            (project.root / "plots/memory_capacity.csv").read_text())
+
+
+def test_a_sweep_sharded_over_two_machines_equals_one_machine(tmp_path):
+    seed_repo = make_project(tmp_path / "seed")
+    origin, store = tmp_path / "origin.git", tmp_path / "dvc-store"
+    subprocess.run(["git", "clone", "-q", "--bare", str(seed_repo.root), str(origin)], check=True)
+    machines = [_clone(origin, tmp_path / f"machine{k}", store) for k in (1, 2)]
+    # Both shards at once, as two CI jobs of a matrix would run them.
+    procs = [subprocess.Popen([str(VENV_BIN / "python"), "-m", "rnnlab.workflows.capacity", *GRID,
+                               "--jobs", "1", "--shard", f"{k}/2", "--push", "origin"],
+                              cwd=m.root, env=m.env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+             for k, m in zip((1, 2), machines)]
+    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+    for k, (proc, output) in enumerate(zip(procs, outputs), start=1):
+        assert proc.returncode == 0, output
+        assert f"shard {k}/2: 2 of 2 experiments finished" in output and "pushed to origin" in output
+    collector = _clone(origin, tmp_path / "collector", store)
+    out = _python(collector, "rnnlab.workflows.capacity", *GRID, "--collect", "origin").stdout
+    assert "4 grid points, 4 finished, 0 missing" in out, out
+    # The outputs came with the experiments: each pulled experiment's model is in the cache.
+    for baseline in json.loads(collector.dvc("exp", "show", "--json").stdout):
+        for exp in baseline.get("experiments") or []:
+            md5 = exp["revs"][0]["data"]["outs"]["models/memory.npz"]["hash"]
+            assert (collector.root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).is_file()
+    single = _clone(origin, tmp_path / "single", store)
+    _python(single, "rnnlab.workflows.capacity", *GRID, "--jobs", "2")
+    assert _summary(collector) == _summary(single)  # the runs are deterministic
+    # A collection with a point missing reports it instead of dropping it.
+    out = _python(collector, "rnnlab.workflows.capacity", *GRID[:5], "4", *GRID[6:],
+                  "--collect", "origin").stdout
+    runs = json.loads((collector.root / "metrics/memory_capacity_runs.json").read_text())
+    assert "2 missing" in out and sorted(runs["problems"]) == ["cap-lstm-b4-s0", "cap-rnn-b4-s0"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shard", "3/2"], "argument --shard: expected K/N with 1 <= K <= N (e.g. 1/2), got '3/2'"),
+    (["--shard", "0/2"], "argument --shard: expected K/N with 1 <= K <= N (e.g. 1/2), got '0/2'"),
+    (["--push", "nosuch"], "capacity: error: git remote 'nosuch' is unknown or unreachable"),
+    (["--collect", "/nonexistent/origin.git"],
+     "capacity: error: git remote '/nonexistent/origin.git' is unknown or unreachable"),
+], ids=["shard-over", "shard-zero", "unknown-remote", "unreachable-remote"])
+def test_bad_sweep_arguments_end_with_one_line_and_write_nothing(built_project, args, message):
+    before = {p: p.read_bytes() for p in (built_project.root / "metrics").glob("memory_capacity*")}
+    proc = _python(built_project, "rnnlab.workflows.capacity", *GRID, *args, check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert message in lines[-1] and "Traceback" not in proc.stderr, proc.stderr
+    after = {p: p.read_bytes() for p in (built_project.root / "metrics").glob("memory_capacity*")}
+    assert after == before
+    assert "cap-" not in built_project.dvc("exp", "ls", "--name-only").stdout  # nothing ran
+
+
+def test_push_without_a_dvc_remote_is_refused_before_any_training(built_project, tmp_path):
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(built_project.root), str(origin)], check=True)
+    proc = _python(built_project, "rnnlab.workflows.capacity", *GRID, "--shard", "1/2",
+                   "--push", str(origin), check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "capacity: error: no default DVC remote for the experiments' outputs"), proc.stderr
