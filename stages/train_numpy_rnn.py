@@ -1,9 +1,7 @@
 """Stage train_numpy_rnn: train the from-scratch numpy RNN on the copy task and evaluate it."""
 
-import time
-
 from rnnlab.pipeline.params import as_dict, load_params
-from rnnlab.pipeline.stage import run_stage
+from rnnlab.pipeline.stage import phase, run_stage
 
 
 def main() -> str:
@@ -13,28 +11,30 @@ def main() -> str:
     from rnnlab.pipeline.datasets import read_dataset
     from rnnlab.pipeline.runs import LiveLog, checkpoint_every, save_run
 
-    train, test = (read_dataset("copy_task", split, as_dict(task)) for split in ("train", "test"))
+    with phase("data"):
+        train, test = (read_dataset("copy_task", split, as_dict(task)) for split in ("train", "test"))
     recall_start = task.to_remember_len + 1  # only the L positions after the delimiter count
     model = RNNClassifier(task.vocab_size, p.hidden, p.init, rng=p.seed)
     live = LiveLog("numpy_rnn_copy")
-    start = time.perf_counter()
-    history = train_classifier(
-        model, train["inputs"], train["targets"], optimizer=p.optimizer,
-        learning_rate=p.learning_rate, batch_size=p.batch_size, steps=p.steps,
-        clip_norm=p.clip_norm, seed=p.seed, on_window=live.log_train_loss,
-        checkpoint_every=checkpoint_every(p.steps), on_checkpoint=live.checkpoint_hook(
-            lambda: {"test_accuracy": evaluate_recall(model, test["inputs"], test["targets"],
-                                                      recall_start)["test_accuracy"]}))
-    seconds = time.perf_counter() - start
-    result = evaluate_recall(model, test["inputs"], test["targets"], recall_start)
+    with phase("train"):  # periodic test metrics included
+        history = train_classifier(
+            model, train["inputs"], train["targets"], optimizer=p.optimizer,
+            learning_rate=p.learning_rate, batch_size=p.batch_size, steps=p.steps,
+            clip_norm=p.clip_norm, seed=p.seed, on_window=live.log_train_loss,
+            checkpoint_every=checkpoint_every(p.steps), on_checkpoint=live.checkpoint_hook(
+                lambda: {"test_accuracy": evaluate_recall(model, test["inputs"], test["targets"],
+                                                          recall_start)["test_accuracy"]}))
+    with phase("evaluate"):
+        result = evaluate_recall(model, test["inputs"], test["targets"], recall_start)
     live.close()
     metrics = {"test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
                "train_loss_final": history["loss"][-1], "n_params": model.n_params}
-    save_run("numpy_rnn_copy", weights=model.state_dict(),
-             meta={"params": {"copy_task": as_dict(task), "numpy_rnn": as_dict(p)}},
-             metrics=metrics, accuracy_by_position=result["accuracy_by_position"])
+    with phase("write"):
+        save_run("numpy_rnn_copy", weights=model.state_dict(),
+                 meta={"params": {"copy_task": as_dict(task), "numpy_rnn": as_dict(p)}},
+                 metrics=metrics, accuracy_by_position=result["accuracy_by_position"])
     return (f"numpy RNN ({p.init} init) test accuracy {metrics['test_accuracy']:.3f} on the copy "
-            f"task, L={task.to_remember_len} ({model.n_params} params, {seconds:.0f} s)")
+            f"task, L={task.to_remember_len} ({model.n_params} params)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,21 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read by TensorFlow at import
 
+
+def _xla_cache_flag() -> str:
+    """XLA's persistent compilation cache, shared by every process of this user: a queued
+    experiment or a test that compiles a shape compiled before loads it instead (the same
+    executable, so the same bits). RNNLAB_XLA_CACHE overrides the folder; empty turns it off."""
+    folder = os.environ.get("RNNLAB_XLA_CACHE")
+    if folder is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "rnnlab", "xla")
+    return f"--tf_xla_persistent_cache_directory={folder}" if folder else ""
+
+
+if "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
+    os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} {_xla_cache_flag()}".strip()
+
 _TF_NOISE = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations|"
                        r"cpu_feature_guard|rebuild TensorFlow with the appropriate compiler")
 

@@ -3,6 +3,7 @@ global-norm clipping, a Keras optimiser) driven over shuffled mini-batches."""
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -102,8 +103,9 @@ def train(model: SequenceModel, loss: TaskLoss, inputs, targets, *, epochs: int,
         checkpoint_every, on_checkpoint: optional f(steps_done) -> stop? every so many steps.
 
     Returns:
-        {"step": [...], "loss": [...]}: per-step losses averaged over consecutive windows of
-        steps, x = steps done (a loss summed over the batch is divided by the batch size).
+        {"step": [...], "loss": [...], "first_step_seconds": s}: per-step losses averaged over
+        consecutive windows of steps, x = steps done (a loss summed over the batch is divided
+        by the batch size), and the wall time of the first step (tracing and compilation).
 
     Raises:
         DivergenceError if the loss or a weight becomes NaN/Inf.
@@ -132,10 +134,13 @@ def train(model: SequenceModel, loss: TaskLoss, inputs, targets, *, epochs: int,
     batches = shuffled_batches(np.random.default_rng(seed), n, batch_size)
     log = LossLog(total_steps, N_HISTORY_POINTS, sink=on_window)
     monitor = TrainingMonitor(total_steps, desc, learning_rate)
+    started = time.perf_counter()
     try:
         for step in range(total_steps):
             value = report_scale * float(batch_step(next(batches).astype(np.int32),
                                                     tf.constant(step, tf.int64)))
+            if step == 0:  # tracing and XLA compilation happen in the first call
+                first_step_seconds = time.perf_counter() - started
             monitor.update(step, value)
             log.add(step + 1, value)
             if checkpoint_every and (step + 1) % checkpoint_every == 0 and on_checkpoint(step + 1):
@@ -144,4 +149,4 @@ def train(model: SequenceModel, loss: TaskLoss, inputs, targets, *, epochs: int,
         monitor.close()
     log.flush(step + 1)
     check_finite_arrays(model.get_weights().items(), desc, step, learning_rate)
-    return log.history
+    return {**log.history, "first_step_seconds": first_step_seconds}
