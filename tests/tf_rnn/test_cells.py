@@ -31,9 +31,14 @@ def _keras_lstm_and_cell(n_in, H, seed=0):
     return layer, cell
 
 
+# B = 3: one recurrence in a while loop; B = 20: the batch split into chains, unrolled.
+@pytest.mark.parametrize("B", [3, 20])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_lstm_matches_keras_outputs_states_and_gradients(with_state):
-    B, T, D, H = 3, 6, 4, 5
+def test_lstm_matches_keras_outputs_states_and_gradients(with_state, B):
+    from rnnlab.tf_rnn import cores
+
+    assert (cores._chain_rows(B) is None) == (B == 3) or cores.N_CHAINS == 1
+    T, D, H = 6, 4, 5
     layer, cell = _keras_lstm_and_cell(D, H)
     rng = _rng(1)
     x = tf.constant(rng.standard_normal((B, T, D)).astype(np.float32))
@@ -70,6 +75,29 @@ def test_lstm_matches_keras_outputs_states_and_gradients(with_state):
                               tape.gradient(loss_m, sources_m)):
         scale = max(1.0, float(np.max(np.abs(g_k))))
         np.testing.assert_allclose(g_m, g_k, atol=ATOL * scale, err_msg=name)
+
+
+def test_lstm_with_unknown_length_in_a_compiled_function_matches_keras():
+    """Traced without a static T or B (the while-loop path, as for a generic tf.function)."""
+    layer, cell = _keras_lstm_and_cell(3, 4, seed=6)
+    spec = tf.TensorSpec([None, None, 3], tf.float32)
+    variables = list(cell.weights.values())
+
+    @tf.function(input_signature=[spec])
+    def ours(x):
+        with tf.GradientTape() as tape:
+            out = cell(x)[0]
+            loss = tf.reduce_sum(out ** 2)
+        return out, tape.gradient(loss, variables)
+
+    x = tf.constant(_rng(7).standard_normal((20, 9, 3)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        out_k = layer(x)[0]
+        loss_k = tf.reduce_sum(out_k ** 2)
+    out_m, grads_m = ours(x)
+    np.testing.assert_allclose(out_m, out_k, atol=ATOL)
+    for g_m, g_k in zip(grads_m, tape.gradient(loss_k, layer.weights)):
+        np.testing.assert_allclose(g_m, g_k, atol=ATOL * max(1.0, float(np.max(np.abs(g_k)))))
 
 
 def test_lstm_gradient_of_unused_final_cell_state():

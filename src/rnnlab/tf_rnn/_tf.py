@@ -64,6 +64,23 @@ keras = tf.keras  # Keras 3, through TensorFlow's import (so its start-up is qui
 DTYPE = tf.float32
 
 
+def _cores() -> int:
+    """The cores this process may use: RNNLAB_CORES if set (the sweeps give each queue worker
+    its share), else the CPUs it is allowed to run on."""
+    if os.environ.get("RNNLAB_CORES", "").isdigit() and int(os.environ["RNNLAB_CORES"]) > 0:
+        return int(os.environ["RNNLAB_CORES"])
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+CORES = _cores()
+if "RNNLAB_CORES" in os.environ:  # a share of a shared machine: TF's thread pools to match
+    tf.config.threading.set_intra_op_parallelism_threads(CORES)
+    tf.config.threading.set_inter_op_parallelism_threads(CORES)
+
+
 def set_determinism(seed: int) -> None:
     """Seed Python, numpy and TensorFlow and make TF ops deterministic (same seed -> same bits)."""
     tf.keras.utils.set_random_seed(int(seed))
