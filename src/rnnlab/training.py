@@ -8,6 +8,7 @@ summary lines are printed instead, so logs stay short.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Callable
 
@@ -16,6 +17,18 @@ import numpy as np
 from rnnlab.errors import DivergenceError
 
 N_SUMMARY_LINES = 5
+
+
+def available_cores() -> int:
+    """The cores training may use: RNNLAB_CORES if set (a sweep gives each of its parallel
+    workers its share of the machine), else the CPUs this process may run on."""
+    share = os.environ.get("RNNLAB_CORES", "")
+    if share.isdigit() and int(share) > 0:
+        return int(share)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def shuffled_batches(rng: np.random.Generator, n: int, batch_size: int):

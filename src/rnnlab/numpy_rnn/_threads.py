@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
+
+from rnnlab.training import available_cores
 
 # Work (multiply-adds) from which a product or a time loop is split over the cores: below it,
 # handing work to another thread costs more than it saves. The copy task's whole step (B=64,
@@ -43,10 +44,7 @@ def blas_threads(n: int | None):
 
 
 def n_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return available_cores()
 
 
 @functools.lru_cache(maxsize=1)

@@ -54,6 +54,8 @@ def _import_quietly():
 
 from absl import logging as absl_logging  # noqa: E402  (absl comes with TensorFlow)
 
+from rnnlab.training import available_cores  # noqa: E402
+
 tf = sys.modules.get("tensorflow") or _import_quietly()
 # The Python-side loggers (AutoGraph notices, retracing warnings) only at ERROR.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -64,18 +66,7 @@ keras = tf.keras  # Keras 3, through TensorFlow's import (so its start-up is qui
 DTYPE = tf.float32
 
 
-def _cores() -> int:
-    """The cores this process may use: RNNLAB_CORES if set (the sweeps give each queue worker
-    its share), else the CPUs it is allowed to run on."""
-    if os.environ.get("RNNLAB_CORES", "").isdigit() and int(os.environ["RNNLAB_CORES"]) > 0:
-        return int(os.environ["RNNLAB_CORES"])
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-CORES = _cores()
+CORES = available_cores()
 if "RNNLAB_CORES" in os.environ:  # a share of a shared machine: TF's thread pools to match
     tf.config.threading.set_intra_op_parallelism_threads(CORES)
     tf.config.threading.set_inter_op_parallelism_threads(CORES)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 
-def environment() -> dict[str, str]:
-    """os.environ with the running interpreter's bin directory first on PATH."""
-    env = dict(os.environ)
+def environment(**extra: str) -> dict[str, str]:
+    """os.environ (plus `extra`) with the running interpreter's bin directory first on PATH."""
+    env = dict(os.environ, **extra)
     bin_dir = str(Path(sys.executable).parent)
     path = env.get("PATH", "").split(os.pathsep)
     if path[:1] != [bin_dir]:
@@ -26,12 +26,15 @@ def environment() -> dict[str, str]:
     return env
 
 
-def dvc(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
-    """Run one dvc command, echoing it (or silencing its output with quiet=True)."""
+def dvc(*args: str, check: bool = True, quiet: bool = False,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run one dvc command, echoing it (or silencing its output with quiet=True); `env` adds
+    environment variables."""
     if not quiet:
         print(f"$ dvc {' '.join(args)}", flush=True)
     out = subprocess.DEVNULL if quiet else None
-    return subprocess.run(["dvc", *args], check=check, stdout=out, stderr=out, env=environment())
+    return subprocess.run(["dvc", *args], check=check, stdout=out, stderr=out,
+                          env=environment(**(env or {})))
 
 
 def dvc_output(*args: str, check: bool = False) -> str:

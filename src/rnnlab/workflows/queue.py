@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 
 from rnnlab.pipeline.code_deps import upstream_code
 from rnnlab.pipeline.params import read_params
+from rnnlab.training import available_cores
 from rnnlab.workflows.dvc_commands import dvc, dvc_output, set_args
 
 FINISHED = ("Success", "Failed")
@@ -97,6 +99,14 @@ def clear(names: list[str]) -> None:
         dvc("exp", "remove", *sorted(existing), check=False, quiet=True)
 
 
+def start_workers(jobs: int) -> None:
+    """`dvc queue start -j jobs`, each worker told its share of the cores (RNNLAB_CORES, unless
+    the caller set it): two trainings that each take both cores of a 2-core machine only get
+    in each other's way (benchmarks/RESULTS.md, sweeps)."""
+    share = os.environ.get("RNNLAB_CORES") or str(max(1, available_cores() // jobs))
+    dvc("queue", "start", "-j", str(jobs), quiet=True, env={"RNNLAB_CORES": share})
+
+
 def queue_runs(runs: list[Run], jobs: int) -> dict[str, str]:
     """Queue the runs (earlier experiments of their names are replaced) and start `jobs`
     workers as soon as there is work for them; return {name: task id}."""
@@ -107,9 +117,9 @@ def queue_runs(runs: list[Run], jobs: int) -> dict[str, str]:
         dvc("exp", "run", "--queue", "-n", run.name, *set_args(run.overrides), *run.targets,
             quiet=True)
         if i + 1 == jobs:  # queueing the rest takes ~2 s each: let the workers run meanwhile
-            dvc("queue", "start", "-j", str(jobs), quiet=True)
+            start_workers(jobs)
     # Idle workers exit after ~10 s; this start is a no-op unless they did (or jobs > runs).
-    dvc("queue", "start", "-j", str(jobs), quiet=True)
+    start_workers(jobs)
     return {name: task for task, name, _ in queue_tasks()
             if task not in listed_before and name in names}
 
@@ -134,7 +144,7 @@ def wait(tasks: dict[str, str], jobs: int, desc: str, poll_seconds: float = 5.0,
                 return
             idle_polls = 0 if "Running" in status.values() else idle_polls + 1
             if idle_polls == stall_polls // 2:
-                dvc("queue", "start", "-j", str(jobs), quiet=True)
+                start_workers(jobs)
             elif idle_polls >= stall_polls:
                 raise RuntimeError("experiments are queued but no worker runs them; see "
                                    "`dvc queue status` and .dvc/tmp/exps/celery/*.out")

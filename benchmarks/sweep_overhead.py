@@ -1,0 +1,131 @@
+"""Where a queued sweep experiment's wall time goes: DVC's queue, interpreter start-up,
+TensorFlow import, XLA compilation, data loading, training, evaluation and writing outputs.
+
+Runs capacity-grid experiments (train_memory at the full grid's 15 epochs) through DVC's queue
+in a temporary clone of this repository, as `make capacity` does, and reads every task's
+`dvc queue logs` for the timing line each stage prints. DVC's share is the experiment's wall
+time left over by the stages: queueing, starting a worker, copying the workspace, committing.
+
+    python benchmarks/sweep_overhead.py [--jobs 2] [--cells lstm rnn] [--delays 5 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TIMING = re.compile(r"^(?P<stage>[\w@]+): .* \[(?P<total>[\d.]+) s: (?P<phases>[^;\]]*)")
+TASK = re.compile(r"^([0-9a-f]{7,})\s+(\S+)\s.*\s(Success|Failed)\s*$")
+
+
+def clone(dest: Path) -> None:
+    """A git clone of this repository's HEAD (what a queue worker copies)."""
+    subprocess.run(["git", "clone", "-q", str(REPO), str(dest)], check=True)
+
+
+def run_grid(repo: Path, args, prefix: str, env: dict) -> float:
+    """Run the capacity grid in `repo`; return its wall time in seconds."""
+    command = [str(BIN / "python"), "-m", "rnnlab.workflows.capacity", "--jobs", str(args.jobs),
+               "--cells", *args.cells, "--delays", *map(str, args.delays), "--seeds",
+               *map(str, args.seeds), "--prefix", prefix]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def stage_timings(repo: Path, prefix: str, env: dict) -> list[dict[str, float]]:
+    """Per finished experiment of `prefix`: {phase: seconds} summed over its stages, plus
+    "stages" (their total wall time)."""
+    status = subprocess.run([str(BIN / "dvc"), "queue", "status"], cwd=repo, env=env,
+                            capture_output=True, text=True, check=True).stdout
+    experiments = []
+    for task, name, _ in (m.groups() for m in map(TASK.match, status.splitlines()) if m):
+        if not name.startswith(prefix + "-"):
+            continue
+        logs = subprocess.run([str(BIN / "dvc"), "queue", "logs", task], cwd=repo, env=env,
+                              capture_output=True, text=True).stdout
+        phases: dict[str, float] = defaultdict(float)
+        for match in filter(None, map(TIMING.match, logs.splitlines())):
+            phases["stages"] += float(match["total"])
+            for part in match["phases"].split(", "):
+                name_, _, seconds = part.rpartition(" ")
+                phases[name_] += float(seconds)
+        experiments.append(dict(phases))
+    return experiments
+
+
+def breakdown(wall: float, experiments: list[dict], jobs: int) -> list[tuple[str, float]]:
+    """Mean seconds per experiment, by part; DVC's part = wall * jobs / n - stage time."""
+    n = len(experiments)
+    mean = {key: sum(e.get(key, 0.0) for e in experiments) / n
+            for key in {k for e in experiments for k in e}}
+    compile_ = mean.get("of which first step (compile)", 0.0)
+    parts = [("DVC: queue, worker, workspace copy, commit", wall * jobs / n - mean["stages"]),
+             ("interpreter start-up (all stages)", mean.get("startup", 0.0)),
+             ("TensorFlow import", mean.get("import", 0.0)),
+             ("data loading", mean.get("data", 0.0)),
+             ("XLA tracing + compilation (first step)", compile_),
+             ("training (with 10 test-metric checkpoints)", mean.get("train", 0.0) - compile_),
+             ("evaluation", mean.get("evaluate", 0.0)),
+             ("writing outputs", mean.get("write", 0.0))]
+    other = mean["stages"] - sum(seconds for _, seconds in parts[1:])
+    return parts + [("other (params check, data generation)", other)]
+
+
+def table(title: str, wall: float, rows: list[tuple[str, float]], n: int, jobs: int) -> str:
+    per_exp = wall * jobs / n
+    lines = [f"{title}: {n} experiments, {jobs} workers, {wall:.0f} s wall "
+             f"({per_exp:.1f} s of worker time per experiment)", "",
+             "| part of a queued experiment | seconds | share |", "|---|---:|---:|"]
+    lines += [f"| {name} | {seconds:.1f} | {seconds / per_exp:.0%} |" for name, seconds in rows]
+    return "\n".join(lines)
+
+
+def measure(args, xla_cache: Path, label: str, prefix: str, share: str | None) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        clone(repo)
+        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                   RNNLAB_XLA_CACHE=str(xla_cache), DVC_NO_ANALYTICS="1")
+        env.pop("RNNLAB_CORES", None)
+        if share:
+            env["RNNLAB_CORES"] = share
+        wall = run_grid(repo, args, prefix, env)
+        experiments = stage_timings(repo, prefix, env)
+    return table(label, wall, breakdown(wall, experiments, args.jobs), len(experiments), args.jobs)
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--cells", nargs="+", default=["lstm", "rnn"])
+    parser.add_argument("--delays", nargs="+", type=int, default=[5, 40])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--no-share", action="store_true",
+                        help="also measure workers that each use every core (RNNLAB_CORES unset)")
+    args = parser.parse_args(argv)
+    reports = []
+    with tempfile.TemporaryDirectory() as cache:
+        cache = Path(cache)
+        reports.append(measure(args, cache, "XLA compilation cache empty", "cold", None))
+        reports.append(measure(args, cache, "the same again, cache warm", "warm", None))
+        if args.no_share:
+            cores = str(os.cpu_count() or 1)
+            reports.append(measure(args, cache, f"cache warm, each worker on all {cores} cores",
+                                   "noshare", cores))
+    text = "\n\n".join(reports)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
