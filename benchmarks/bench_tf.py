@@ -1,198 +1,215 @@
-"""TensorFlow benchmarks: rnnlab's LSTM training step against Keras's, and time to accuracy.
+"""TensorFlow benchmarks: rnnlab's LSTM against keras.layers.LSTM, and time to accuracy.
 
-`run_cases()` times one training step (forward, backward, gradient clipping at global norm 5,
-Adam update; float32) of rnnlab's MyLSTMCell + linear output layer and of
-keras.layers.LSTM(return_sequences=True) + keras.layers.Dense under tf.GradientTape in a
-tf.function, at the sheet's two shapes. Both models are updated by the same optimiser
-(rnnlab's Adam, one implementation for both), so the comparison isolates the recurrent layer.
-The two steps are timed in alternating rounds, so load from other processes hits both alike.
+Two sides on the same data, both float32, both with a linear output layer shared over time:
+  rnnlab   MyLSTMCell (hand-written BPTT) + linear layer, built by rnnlab.tf_rnn.model.make_model;
+  keras    keras.layers.LSTM(H, return_sequences=True) + keras.layers.Dense(O).
+Two things are timed for each side:
+  train    one training step: forward, backward, tf.clip_by_global_norm(..., 5.0) and a
+           keras.optimizers.Adam(1e-3) update. rnnlab's is rnnlab.tf_rnn.train.get_train_step
+           (one XLA-compiled tf.function); Keras's is the same step in a plain tf.function;
+  grad     forward + backward alone: the loss and its gradients with respect to all weights
+           (no clipping, no update), compiled the same way as that side's training step.
+All four functions of a case are timed in alternating rounds (common.interleaved_median_ms), so
+load from other processes hits every side and table alike.
 
-`time_to_accuracy()` trains the LSTM at the tuned defaults on the memory task and returns the
-training seconds until the test recall accuracy first reaches 0.99.
+`time_to_accuracy()` trains the LSTM at the defaults of params.yaml on the memory task and
+returns the training seconds until the test recall accuracy first reaches 0.99.
 
-Run: python benchmarks/bench_tf.py [--repeats N] [--no-tta]
+Run: .venv/bin/python benchmarks/bench_tf.py [--repeats N] [--no-tta]
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from common import PARAMS_FILE, gflop_rate, interleaved_median_ms, matmul_gflops
+from rnnlab.pipeline.datasets import make_dataset
+from rnnlab.pipeline.params import as_dict, read_params, validate
+from rnnlab.tf_rnn._tf import keras, set_determinism, tf
+from rnnlab.tf_rnn.losses import MEMORY_LOSS, memory_loss_per_step, sine_mse
+from rnnlab.tf_rnn.model import make_model
+from rnnlab.tf_rnn.tasks import evaluate_memory, memory_arrays
+from rnnlab.tf_rnn.train import get_train_step, train
 
-REPO = Path(__file__).resolve().parents[1]
-
-from common import interleaved_median_ms, matmul_gflops  # noqa: E402
-
-# name, batch, time steps, inputs, hidden, outputs, loss
+CLIP_NORM = 5.0
+LEARNING_RATE = 1e-3
+LOSSES = {"mse": sine_mse, "ce": memory_loss_per_step}  # targets: values or class ids
+SIDES = ("rnnlab", "keras")
+PARTS = ("train", "grad")
+# name, batch B, time steps T, inputs D, hidden H, outputs O, loss
 CASES = [
     ("sine B=64 T=100 in=1 H=64", 64, 100, 1, 64, 1, "mse"),
     ("memory B=500 T=22 in=10 H=32", 500, 22, 10, 32, 10, "ce"),
 ]
 
 
-def _quiet_tensorflow():
-    """Import TensorFlow without its start-up log lines (rnnlab.cli filters them)."""
-    from rnnlab.cli import import_tensorflow
-
-    import_tensorflow()
-    from rnnlab.tf_train import silence_tensorflow  # (imports TensorFlow: only after the above)
-
-    silence_tensorflow()
-
-
-def _step_flops(B, T, D, H, O):
-    """Matmul FLOPs of one training step (element-wise work not counted)."""
+def step_flops(B: int, T: int, D: int, H: int, O: int) -> float:
+    """Matmul FLOPs of one forward + backward pass (element-wise work and the update not
+    counted, so a training step and a gradient computation do the same matmul FLOPs)."""
     forward = 2 * T * B * (D * 4 * H + H * 4 * H + H * O)
     # backward: dh through the recurrence, recurrent-kernel, kernel and output-layer gradients,
     # gradient flowing from the output layer into h
     backward = 2 * T * B * (H * 4 * H + H * 4 * H + D * 4 * H + H * O + H * O)
-    return forward + backward
+    return float(forward + backward)
 
 
-def _data(B, T, D, O, loss, seed=0):
-    import tensorflow as tf
-
+def lstm_data(B: int, T: int, D: int, O: int, loss: str, seed: int = 0):
+    """Fixed random tensors: x (B, T, D) float32; y (B, T): floats for "mse", ids < O for "ce"."""
     rng = np.random.default_rng(seed)
-    x = tf.constant(rng.standard_normal((B, T, D)).astype(np.float32))
-    if loss == "mse":
-        y = tf.constant(rng.standard_normal((B, T)).astype(np.float32))
-    else:
-        y = tf.constant(rng.integers(0, O, size=(B, T)).astype(np.int32))
-    return x, y
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    y = (rng.standard_normal((B, T)).astype(np.float32) if loss == "mse"
+         else rng.integers(0, O, size=(B, T)).astype(np.int32))
+    return tf.constant(x), tf.constant(y)
 
 
-def _loss_fn(loss):
-    from rnnlab import tf_rnn
+def gradient_fn(call, variables: list, loss_fn, jit: bool):
+    """tf.function (x, y) -> (loss, gradients of loss_fn(call(x), y) for `variables`)."""
+    @tf.function(jit_compile=jit)
+    def grad(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(call(x), y)
+        return loss, tape.gradient(loss, variables)
 
-    return tf_rnn.get_loss_sin if loss == "mse" else tf_rnn.memory_loss_per_step
-
-
-def rnnlab_step(B, T, D, H, O, loss):
-    """A zero-argument callable running one rnnlab training step on fixed data."""
-    from rnnlab import tf_rnn
-
-    x, y = _data(B, T, D, O, loss)
-    model = tf_rnn.make_model("lstm", D, H, n_out=O, seed=0)
-    step = tf_rnn.get_train_step(model, _loss_fn(loss), tf_rnn.Adam(1e-3), clip_norm=5.0)
-    return lambda: step(x, y).numpy()
+    return grad
 
 
-def keras_step(B, T, D, H, O, loss):
-    """The same training step with keras.layers.LSTM + keras.layers.Dense."""
-    import keras
-    import tensorflow as tf
-
-    from rnnlab import tf_rnn
-
-    x, y = _data(B, T, D, O, loss)
-    lstm = keras.layers.LSTM(H, return_sequences=True)
-    dense = keras.layers.Dense(O)
-    dense(lstm(x))
-    variables = lstm.trainable_variables + dense.trainable_variables
-    optimizer = tf_rnn.Adam(1e-3)
-    loss_fn = _loss_fn(loss)
+def keras_train_fn(call, variables: list, loss_fn):
+    """The reference training step, tf.function (x, y) -> loss: gradients, global-norm
+    clipping and a Keras Adam update (what get_train_step does, without XLA)."""
+    optimizer = keras.optimizers.Adam(LEARNING_RATE)
+    optimizer.build(variables)
 
     @tf.function
-    def step():
+    def step(x, y):
         with tf.GradientTape() as tape:
-            value = loss_fn(dense(lstm(x)), y)
-        grads = tape.gradient(value, variables)
-        grads, _ = tf.clip_by_global_norm(grads, 5.0)
-        optimizer.apply(grads, variables)
-        return value
+            loss = loss_fn(call(x), y)
+        grads, _ = tf.clip_by_global_norm(tape.gradient(loss, variables), CLIP_NORM)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
 
-    return lambda: step().numpy()
+    return step
 
 
-def run_cases(repeats: int = 20) -> list[dict]:
-    """Times each case; returns dicts with case, rnnlab_ms, reference_ms, gflops, peak_gflops.
+def _side_fns(side: str, x, H: int, O: int, loss_fn) -> dict:
+    """{"train": step(x, y), "grad": gradient(x, y)} of one side, built for x (B, T, D)."""
+    if side == "rnnlab":
+        model = make_model("lstm", x.shape[-1], O, lstm_hidden=H, seed=0)
+        return {"train": get_train_step(model, loss_fn, keras.optimizers.Adam(LEARNING_RATE),
+                                        CLIP_NORM),
+                "grad": gradient_fn(model, model.variables_list, loss_fn, jit=True)}
+    keras.utils.set_random_seed(0)
+    lstm, dense = keras.layers.LSTM(H, return_sequences=True), keras.layers.Dense(O)
 
-    gflops: matmul FLOPs of rnnlab's step per second; peak_gflops: this machine's numpy
-    matmul rate at the case's dominant (recurrent) matmul shape (B, H) @ (H, 4H).
+    def call(inputs):
+        return dense(lstm(inputs))
+
+    call(x)  # builds the layers' weights
+    variables = lstm.trainable_variables + dense.trainable_variables
+    return {"train": keras_train_fn(call, variables, loss_fn),
+            "grad": gradient_fn(call, variables, loss_fn, jit=False)}
+
+
+def _waiting(fn, x, y):
+    """A no-argument callable running fn(x, y) and waiting for its (first) result."""
+    def run():
+        out = fn(x, y)
+        return (out[0] if isinstance(out, tuple) else out).numpy()
+
+    return run
+
+
+def lstm_steps(B: int, T: int, D: int, H: int, O: int, loss: str, sides=SIDES,
+               parts=PARTS) -> dict:
+    """{"<side> <part>": no-argument callable} on fixed random data of the shape; sides from
+    SIDES, parts from PARTS (see the module docstring). The first call of each compiles."""
+    x, y = lstm_data(B, T, D, O, loss)
+    fns = {}
+    for side in sides:
+        built = _side_fns(side, x, H, O, LOSSES[loss])
+        fns.update({f"{side} {part}": _waiting(built[part], x, y) for part in parts})
+    return fns
+
+
+def matmul_rates() -> dict:
+    """{case name: numpy matmul GFLOP/s (default threads) at the case's dominant recurrent
+    product (B, H) @ (H, 4H)}. Measure before TensorFlow runs: its idle worker threads
+    compete with numpy's for the cores and the small-matrix rate collapses."""
+    return {name: matmul_gflops(B, H, 4 * H) for name, B, T, D, H, O, loss in CASES}
+
+
+def run_cases(repeats: int = 20, rates: dict | None = None) -> dict:
+    """{"train": rows, "grad": rows}, one row per case: case, rnnlab_ms, reference_ms,
+    gflops (achieved by rnnlab), peak_gflops (matmul_rates()).
+
+    Per case, the four functions (2 sides x 2 parts) get 2 untimed calls each (the first
+    compiles: 10-20 s for rnnlab's unrolled T=100 loops), then min(5, repeats) alternating
+    rounds of one untimed and repeats // rounds timed calls each; median of the round medians.
     """
-    # numpy's matmul rate first: measured after TensorFlow has run, TF's idle worker threads
-    # still compete with numpy's for the two cores and the small-matrix rate collapses
-    peaks = {name: matmul_gflops(B, H, 4 * H) for name, B, T, D, H, O, loss in CASES}
-    _quiet_tensorflow()
-    rows = []
+    rates = rates or matmul_rates()
+    rows = {part: [] for part in PARTS}
     for name, B, T, D, H, O, loss in CASES:
-        # 5 rounds of repeats // 5 timed calls each, one untimed call (compilation) first
-        times = interleaved_median_ms({"rnnlab": rnnlab_step(B, T, D, H, O, loss),
-                                       "reference": keras_step(B, T, D, H, O, loss)},
-                                      repeats, rounds=5, warmup=1, round_warmup=1)
-        rows.append({
-            "case": name,
-            "rnnlab_ms": round(times["rnnlab"], 3),
-            "reference_ms": round(times["reference"], 3),
-            "speedup": round(times["reference"] / times["rnnlab"], 3),
-            "gflops": round(_step_flops(B, T, D, H, O) / (times["rnnlab"] * 1e-3) / 1e9, 2),
-            "peak_gflops": round(peaks[name], 2),
-        })
+        times = interleaved_median_ms(lstm_steps(B, T, D, H, O, loss), repeats,
+                                      rounds=min(5, repeats), warmup=2, round_warmup=1)
+        for part in PARTS:
+            ms, ref = times[f"rnnlab {part}"], times[f"keras {part}"]
+            rows[part].append({"case": name, "rnnlab_ms": ms, "reference_ms": ref,
+                               "gflops": gflop_rate(step_flops(B, T, D, H, O), ms),
+                               "peak_gflops": rates[name]})
     return rows
 
 
-def time_to_accuracy(target: float = 0.99, max_seconds: float = 300.0, verbose: bool = False) -> float:
+def time_to_accuracy(target: float = 0.99, max_seconds: float = 300.0,
+                     verbose: bool = False) -> float:
     """Training seconds until the LSTM at the defaults of params.yaml (tf_model, tf_memory,
-    memory_task) first reaches `target` memory test accuracy. The clock includes compilation
-    and excludes evaluation; the test set is checked after every epoch. inf if not reached.
-    """
-    _quiet_tensorflow()
-    from rnnlab import tf_rnn, tf_train
-    from rnnlab.config import read_params, validate
-    from rnnlab.datasets import make_dataset
-
-    params = validate(read_params(REPO / "params.yaml"))
-    m, t, task = params["tf_model"], params["tf_memory"], params["memory_task"]
-    tf_train.set_determinism(m["seed"])
-    L = task["to_remember_len"]
+    memory_task) first reaches `target` memory test accuracy; inf if it does not within
+    `max_seconds` or 4 x tf_memory.epochs. The test set is scored after every epoch
+    (checkpoint_every = steps per epoch); the clock includes compilation and excludes scoring.
+    Turns on TensorFlow's op determinism for the rest of the process: call it last."""
+    params = validate(read_params(PARAMS_FILE))
+    m, t, task = params["tf_model"], params["tf_memory"], as_dict(params["memory_task"])
+    set_determinism(m.seed)
     splits = make_dataset("memory", task)
-    train_x, train_y = tf_train.memory_arrays(**splits["train"])
-    test_in, test_tg = splits["test"]["inputs"], splits["test"]["targets"]
-    model = tf_rnn.make_model("lstm", train_x.shape[-1], m["hidden"],
-                              n_out=task["vocab_size"], seed=m["seed"])
-    state = {"train_seconds": 0.0, "last": time.perf_counter(), "reached": None}
+    train_x, train_y = memory_arrays(splits["train"]["inputs"], splits["train"]["targets"],
+                                     task["vocab_size"])
+    model = make_model("lstm", train_x.shape[-1], task["vocab_size"], lstm_hidden=m.lstm_hidden,
+                       seed=m.seed)
+    clock = {"train": 0.0, "last": time.perf_counter(), "reached": None}
 
-    def on_epoch_end(epoch, step):
-        now = time.perf_counter()
-        state["train_seconds"] += now - state["last"]
-        acc = tf_train.evaluate_memory(model, test_in, test_tg, L)["test_accuracy"]
+    def check(done: int) -> bool:
+        clock["train"] += time.perf_counter() - clock["last"]
+        accuracy = evaluate_memory(model, splits["test"]["inputs"], splits["test"]["targets"],
+                                   task["to_remember_len"])["test_accuracy"]
         if verbose:
-            print(f"epoch {epoch + 1}: {state['train_seconds']:.1f} s, test accuracy {acc:.4f}",
-                  file=sys.stderr)
-        if acc >= target:
-            state["reached"] = state["train_seconds"]
-        state["last"] = time.perf_counter()
-        return acc >= target or state["train_seconds"] > max_seconds
+            print(f"step {done}: {clock['train']:.1f} s, test accuracy {accuracy:.4f}")
+        if accuracy >= target:
+            clock["reached"] = clock["train"]
+        clock["last"] = time.perf_counter()
+        return clock["reached"] is not None or clock["train"] > max_seconds
 
-    tf_train.train(model, tf_rnn.get_loss_memory, train_x, train_y, epochs=4 * t["epochs"],
-                   batch_size=t["batch_size"], learning_rate=t["learning_rate"],
-                   optimizer=m["optimizer"], clip_norm=m["clip_norm"], seed=m["seed"],
-                   desc="time_to_accuracy", on_epoch_end=on_epoch_end)
-    return float("inf") if state["reached"] is None else round(state["reached"], 2)
+    train(model, MEMORY_LOSS, train_x, train_y, epochs=4 * t.epochs, batch_size=t.batch_size,
+          learning_rate=t.learning_rate, optimizer=m.optimizer, clip_norm=m.clip_norm,
+          seed=m.seed, desc="time_to_accuracy", checkpoint_every=len(train_x) // t.batch_size,
+          on_checkpoint=check)
+    return float("inf") if clock["reached"] is None else clock["reached"]
 
 
-def main(argv=None) -> int:
-    import argparse
-
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--no-tta", action="store_true", help="skip time_to_accuracy")
     args = parser.parse_args(argv)
-    for row in run_cases(args.repeats):
-        print(f"{row['case']:30s} rnnlab {row['rnnlab_ms']:8.2f} ms   keras "
-              f"{row['reference_ms']:8.2f} ms   speedup {row['speedup']:.2f}x   "
-              f"{row['gflops']:.1f} GFLOP/s"
-              f" (matmul peak at this shape {row['peak_gflops']:.1f})")
+    for part, rows in run_cases(args.repeats).items():
+        for row in rows:
+            print(f"{part:5s} {row['case']:30s} rnnlab {row['rnnlab_ms']:8.2f} ms   keras "
+                  f"{row['reference_ms']:8.2f} ms   speed-up "
+                  f"{row['reference_ms'] / row['rnnlab_ms']:.2f}x   {row['gflops']:.1f} of "
+                  f"{row['peak_gflops']:.1f} GFLOP/s")
     if not args.no_tta:
-        print(f"time to 0.99 memory accuracy: {time_to_accuracy(verbose=True)} s")
-    return 0
+        print(f"time to 0.99 memory accuracy: {time_to_accuracy(verbose=True):.1f} s")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

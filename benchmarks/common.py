@@ -1,12 +1,26 @@
-"""Timing helpers shared by the benchmark modules (not a test: numbers, no assertions)."""
+"""Helpers shared by the benchmark modules: timing, random batches, rates, fits and tables.
+
+Numbers, not tests: nothing here asserts. Importing this module loads numpy only (never
+TensorFlow), so the numpy-only runs of bench_sizes stay free of TensorFlow's threads.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parents[1]
+PARAMS_FILE = REPO / "params.yaml"
+MIB = 2.0 ** 20
+
+
+# ----------------------------------------------------------------------------- timing
 
 def median_ms(fn, warmup: int = 3, repeats: int = 20) -> float:
     """Median wall time of `fn()` in milliseconds after `warmup` untimed calls."""
@@ -53,3 +67,72 @@ def matmul_gflops(m: int, k: int, n: int, dtype=np.float32, repeats: int = 30) -
     b = rng.standard_normal((k, n)).astype(dtype)
     ms = median_ms(lambda: a @ b, warmup=3, repeats=repeats)
     return 2.0 * m * k * n / (ms * 1e-3) / 1e9
+
+
+def gflop_rate(flops: float, ms: float) -> float:
+    """GFLOP/s of `flops` floating-point operations done in `ms` milliseconds."""
+    return flops / (ms * 1e-3) / 1e9
+
+
+# ----------------------------------------------------------------------------- data
+
+def onehot_batch(B: int, T: int, V: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A random batch of class ids as (one-hot float32 inputs (B, T, V), int32 ids (B, T)):
+    the copy task's layout, each target the input id itself."""
+    ids = np.random.default_rng(seed).integers(0, V, size=(B, T)).astype(np.int32)
+    return np.eye(V, dtype=np.float32)[ids], ids
+
+
+# ----------------------------------------------------------------------------- fits
+
+def fit_line(xs, ys) -> tuple[float, float]:
+    """Least-squares (a, b) of y = a + b x over the points (xs, ys)."""
+    b, a = np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)
+    return float(a), float(b)
+
+
+def growth_exponent(xs, ys) -> float:
+    """k of y ~ x^k: the least-squares slope of log y against log x."""
+    return fit_line(np.log(xs), np.log(ys))[1]
+
+
+# ----------------------------------------------------------------------------- reporting
+
+def markdown_table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    """A Markdown table; `align` has one character per column, "l" or "r" (default: the first
+    column left, the others right)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---" if a == "l" else "---:" for a in align]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, rule, *rows])
+
+
+def _package_version(*names: str) -> str:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def machine() -> str:
+    """One line: CPU model, cores, OS, Python, numpy and TensorFlow versions (TF not imported)."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}, numpy {np.__version__}, "
+            f"TensorFlow {_package_version('tensorflow', 'tensorflow-cpu')}")
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, as /proc/loadavg gives them ("?" if unknown)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"

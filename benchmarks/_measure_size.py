@@ -1,0 +1,87 @@
+"""One configuration of bench_sizes, run in a fresh process: step time and step memory.
+
+    python benchmarks/_measure_size.py IMPL T H [--batch B] [--warmup N] [--repeats N]
+
+IMPL is "numpy" (the numpy RNN, one-hot inputs V=10), "mylstm" (MyLSTMCell + linear layer)
+or "keras" (keras.layers.LSTM + Dense), the LSTMs with n_in = n_out = 10 and cross-entropy.
+Prints one JSON line: the first call's seconds (tracing and compilation for TensorFlow), the
+median ms of the timed calls, and the step's peak memory.
+
+Memory: after the warm-up and timed calls, free heap memory is returned to the kernel
+(glibc malloc_trim), the kernel's peak-RSS counter is reset (/proc/self/clear_refs, "5"), the
+resident set is read (VmRSS), ONE more training step runs, and the peak is read (VmHWM). The
+step's memory is VmHWM - VmRSS: what the step touches beyond what the process already holds
+(activations kept for BPTT, gradients, temporaries; not the weights, the optimizer state, the
+data or the libraries, nor the compiler's memory, which the warm-up has freed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import time
+from pathlib import Path
+
+from common import MIB, median_ms
+
+V = 10  # inputs and outputs (one-hot / classes) of every implementation
+
+
+def build_step(impl: str, B: int, T: int, H: int):
+    """A no-argument callable running one training step of `impl` at (B, T, H)."""
+    # Imported here, not at the top: a numpy process must not load TensorFlow (its start-up
+    # memory and idle threads would be in the measurement).
+    if impl == "numpy":
+        from bench_numpy import numpy_step
+
+        return numpy_step(B, T, V, H)
+    from bench_tf import lstm_steps
+
+    side = {"mylstm": "rnnlab", "keras": "keras"}[impl]
+    return lstm_steps(B, T, V, H, V, "ce", sides=(side,), parts=("train",))[f"{side} train"]
+
+
+def _status_bytes(field: str) -> int:
+    """A memory field of /proc/self/status ("VmRSS", "VmHWM"), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return 1024 * int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def step_memory(step) -> tuple[int, int]:
+    """(peak bytes the process gained during one call of step(), resident bytes before it)."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = _status_bytes("VmRSS")
+    step()
+    return _status_bytes("VmHWM") - before, before
+
+
+def measure(impl: str, B: int, T: int, H: int, warmup: int, repeats: int) -> dict:
+    """Times and memory of one configuration (see the module docstring)."""
+    step = build_step(impl, B, T, H)
+    start = time.perf_counter()
+    step()
+    first_s = time.perf_counter() - start
+    ms = median_ms(step, warmup=max(0, warmup - 1), repeats=repeats)
+    peak, resident = step_memory(step)
+    return {"impl": impl, "B": B, "T": T, "H": H, "first_s": first_s, "ms": ms,
+            "repeats": repeats, "step_mib": peak / MIB, "resident_mib": resident / MIB}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("impl", choices=("numpy", "mylstm", "keras"))
+    parser.add_argument("T", type=int)
+    parser.add_argument("H", type=int)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls, the first included")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.impl, args.batch, args.T, args.H, args.warmup, args.repeats)))
+
+
+if __name__ == "__main__":
+    main()
