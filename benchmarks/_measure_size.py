@@ -5,20 +5,21 @@
 IMPL is "numpy" (the numpy RNN, one-hot inputs V=10), "mylstm" (MyLSTMCell + linear layer)
 or "keras" (keras.layers.LSTM + Dense), the LSTMs with n_in = n_out = 10 and cross-entropy.
 Prints one JSON line: the first call's seconds (tracing and compilation for TensorFlow), the
-median ms of the timed calls, and the step's peak memory.
+median ms of the timed calls, and the memory the calls needed.
 
-Memory: after the warm-up and timed calls, free heap memory is returned to the kernel
-(glibc malloc_trim), the kernel's peak-RSS counter is reset (/proc/self/clear_refs, "5"), the
-resident set is read (VmRSS), ONE more training step runs, and the peak is read (VmHWM). The
-step's memory is VmHWM - VmRSS: what the step touches beyond what the process already holds
-(activations kept for BPTT, gradients, temporaries; not the weights, the optimizer state, the
-data or the libraries, nor the compiler's memory, which the warm-up has freed).
+Memory: the resident set (VmRSS) is read just before the first call, after imports, model,
+optimiser and data are built, and the kernel's peak-RSS counter is reset to it
+(/proc/self/clear_refs "5"; the counter getrusage reports as ru_maxrss). After the first call,
+the warm-up and the timed calls, the peak (VmHWM) minus that RSS is the memory the training
+steps needed on top of the process: activations kept for BPTT, gradients and temporaries, and,
+for TensorFlow, what its first call needs to trace and compile the step (XLA compilation, or
+loading from XLA's persistent cache). It cannot be measured after the warm-up instead: TF's
+allocator keeps freed buffers resident for reuse, so later steps show no growth.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import time
 from pathlib import Path
@@ -50,25 +51,23 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def step_memory(step) -> tuple[int, int]:
-    """(peak bytes the process gained during one call of step(), resident bytes before it)."""
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    before = _status_bytes("VmRSS")
-    step()
-    return _status_bytes("VmHWM") - before, before
+def reset_peak_rss() -> int:
+    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS; returns that RSS."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_bytes("VmRSS")
 
 
 def measure(impl: str, B: int, T: int, H: int, warmup: int, repeats: int) -> dict:
     """Times and memory of one configuration (see the module docstring)."""
     step = build_step(impl, B, T, H)
+    resident = reset_peak_rss()
     start = time.perf_counter()
     step()
     first_s = time.perf_counter() - start
     ms = median_ms(step, warmup=max(0, warmup - 1), repeats=repeats)
-    peak, resident = step_memory(step)
     return {"impl": impl, "B": B, "T": T, "H": H, "first_s": first_s, "ms": ms,
-            "repeats": repeats, "step_mib": peak / MIB, "resident_mib": resident / MIB}
+            "repeats": repeats, "peak_mib": (_status_bytes("VmHWM") - resident) / MIB,
+            "resident_mib": resident / MIB}
 
 
 def main(argv=None) -> None:

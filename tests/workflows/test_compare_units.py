@@ -16,7 +16,7 @@ def test_runs_change_the_seed_of_every_section_their_stages_read(monkeypatch):
     monkeypatch.chdir(REPO)
     runs = {run.name: run for run in compare.runs_for(["rnn", "sheet-gaussian"], [0, 2])}
     assert list(runs) == ["rnn-s0", "rnn-s2", "sheet-gaussian-s0", "sheet-gaussian-s2"]
-    assert runs["rnn-s2"].targets == ("train_sine", "train_memory")
+    assert runs["rnn-s2"].targets == ("train_sine", "train_memory", "gradient_flow_memory")
     assert {k: v for k, v in runs["rnn-s2"].overrides.items() if k.endswith(".seed")} == {
         "memory_task.seed": 2, "sine_task.seed": 2, "tf_model.seed": 2}
     sheet = runs["sheet-gaussian-s2"].overrides
@@ -55,7 +55,18 @@ def test_readme_table_from_the_summary(tmp_path):
     table = compare.results_table(summary)
     assert table.splitlines()[2] == ("| TF `MyLSTMCell` | memory task, L = 8, B = 5 | 42,058 | "
                                      "0.99 ± 0.01 (n=3) |")
+    start, end = compare.MARKERS["results-table"]
     readme = tmp_path / "README.md"
-    readme.write_text(f"a\n{compare.TABLE_START}\nold\n{compare.TABLE_END}\nb\n")
-    compare.refresh_readme(table, readme)
-    assert readme.read_text() == f"a\n{compare.TABLE_START}\n{table}\n{compare.TABLE_END}\nb\n"
+    readme.write_text(f"a\n{start}\nold\n{end}\nb\n")
+    compare.refresh_readme({"results-table": table}, readme)
+    assert readme.read_text() == f"a\n{start}\n{table}\n{end}\nb\n"
+
+
+def test_nested_metrics_are_flattened_and_shrink_factors_summarised():
+    results = {f"lstm-s{s}": _exp(gradient_flow_memory={"init": {"shrink_across_blanks": 4.0 + s},
+                                                        "trained": {"shrink_across_blanks": 1.0}})
+               for s in range(2)}
+    summary = compare.summarise(results, {}, ["lstm"], [0, 1])
+    stats = summary["experiments"]["lstm"]
+    assert stats["gradient_flow_memory.init.shrink_across_blanks"]["values"] == [4.0, 5.0]
+    assert compare.flatten({"a": {"b": 1, "c": "x"}, "d": True}) == {"a.b": 1}

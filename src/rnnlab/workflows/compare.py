@@ -20,7 +20,6 @@ already ran on this commit with the same params and code are not run again.
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import statistics
 import subprocess
@@ -35,8 +34,11 @@ from rnnlab.pipeline.params import read_params, validate
 from rnnlab.workflows.dvc_commands import describe_failure, dvc_output
 from rnnlab.workflows.queue import Run, metrics_of, run_all
 
-TF_STAGES = ("train_sine", "train_memory")
-NUMPY_STAGES = ("train_numpy_rnn",)
+TF_STAGES = ("train_sine", "train_memory", "gradient_flow_memory")
+NUMPY_STAGES = ("train_numpy_rnn", "gradient_flow_copy")
+# The metrics compare.json summarises: every test metric, the parameter count, and how much
+# the recall loss's gradient shrinks on its way back (gradient_flow_*.json).
+SUMMARISED = re.compile(r"^(test_|n_params$|(init|trained)\.shrink_)")
 SHEET_REGIME = {"numpy_rnn.optimizer": "sgd", "numpy_rnn.batch_size": 1,
                 "numpy_rnn.learning_rate": 0.001, "numpy_rnn.steps": 70000,
                 "numpy_rnn.clip_norm": 5.0}
@@ -50,6 +52,7 @@ EXPERIMENTS = {
 }
 # (a, b, metric, higher is better): the comparisons the README states, counted over seeds.
 PAIRS = [("lstm", "rnn", "memory.test_accuracy", True),
+         ("lstm", "rnn", "gradient_flow_memory.trained.shrink_across_blanks", False),
          ("lstm", "rnn", "sine.test_mse_free_running", False),
          ("lstm", "rnn", "sine.test_mse_one_step", False),
          *[(a, b, "numpy_rnn_copy.test_accuracy", True)
@@ -58,7 +61,8 @@ PAIRS = [("lstm", "rnn", "memory.test_accuracy", True),
             (f"{prefix}permutation", f"{prefix}identity"), (f"{prefix}orthogonal", f"{prefix}gaussian")]]]
 SUMMARY = "metrics/compare.json"
 README = Path("README.md")
-TABLE_START, TABLE_END = "<!-- compare-table: made by make compare -->", "<!-- /compare-table -->"
+MARKERS = {name: (f"<!-- {name}: made by make compare -->", f"<!-- /{name} -->")
+           for name in ("results-table", "gradient-table")}
 FIGURES = Path("docs/figures")
 
 
@@ -92,8 +96,8 @@ def summarise(results: dict[str, dict], failures: dict[str, str], names: list[st
                 stem = Path(path).stem
                 if stem not in _metric_files(name):
                     continue
-                for metric, value in values.items():
-                    if metric.startswith("test_") or metric == "n_params":
+                for metric, value in flatten(values).items():
+                    if SUMMARISED.match(metric):
                         per_metric.setdefault(f"{stem}.{metric}", []).append(value)
         experiments[name] = {metric: spread(values) for metric, values in sorted(per_metric.items())}
     pairs = []
@@ -105,8 +109,21 @@ def summarise(results: dict[str, dict], failures: dict[str, str], names: list[st
     return {"seeds": seeds, "experiments": experiments, "pairs": pairs, "failures": failures}
 
 
+def flatten(values: dict, prefix: str = "") -> dict[str, float]:
+    """{"trained": {"shrink_across_blanks": 1.0}} -> {"trained.shrink_across_blanks": 1.0}."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _metric_files(name: str) -> set[str]:
-    return {"sine", "memory"} if EXPERIMENTS[name][0] == TF_STAGES else {"numpy_rnn_copy"}
+    if EXPERIMENTS[name][0] == TF_STAGES:
+        return {"sine", "memory", "gradient_flow_memory"}
+    return {"numpy_rnn_copy", "gradient_flow_copy"}
 
 
 def _fmt(stat: dict, digits: int) -> str:
@@ -133,25 +150,51 @@ TABLE_ROWS = [  # (experiment, what it is, task, metric, significant digits)
 ]
 
 
-def results_table(summary: dict) -> str:
-    """The README's results table: mean ± sample std over the seeds (n), with parameter counts."""
-    lines = ["| model | task | parameters | test result, mean ± std (n seeds) |",
-             "|---|---|---:|---|"]
-    for name, label, task, metric, digits in TABLE_ROWS:
+GRADIENT_ROWS = [  # (experiment, what it is, task, metric, significant digits)
+    (name, label, f"{task}, {when}", f"{metric_file}.{when}.{ratio}", 3)
+    for name, label, task, metric_file in [
+        ("lstm", "TF `MyLSTMCell`", "memory task", "gradient_flow_memory"),
+        ("rnn", "TF ReLU RNN, parameter-matched", "memory task", "gradient_flow_memory"),
+        ("permutation", "numpy RNN, `init: permutation`", "copy task", "gradient_flow_copy"),
+        ("identity", "numpy RNN, `init: identity`", "copy task", "gradient_flow_copy"),
+        ("gaussian", "numpy RNN, `init: gaussian`", "copy task", "gradient_flow_copy")]
+    for when in ("init", "trained")
+    for ratio in (["shrink_across_blanks"] if metric_file == "gradient_flow_memory"
+                  else ["shrink_to_first_symbol"])]
+
+
+def markdown_table(summary: dict, rows: list[tuple], header: str) -> str:
+    """Rows (experiment, label, task, metric, digits) as mean ± sample std over the seeds (n),
+    with the parameter count of the experiment's model where there is one."""
+    lines = [f"| model | {header} | parameters | mean ± std (n seeds) |", "|---|---|---:|---|"]
+    for name, label, task, metric, digits in rows:
         stats = summary["experiments"].get(name, {})
         if metric not in stats:
             continue
-        params = stats.get(f"{metric.split('.')[0]}.n_params", {}).get("values", [None])[0]
-        lines.append(f"| {label} | {task} | {params:,} | {_fmt(stats[metric], digits)} |")
+        counts = [v for k, v in stats.items() if k.endswith(".n_params")]
+        params = f"{counts[0]['values'][0]:,}" if counts else ""
+        lines.append(f"| {label} | {task} | {params} | {_fmt(stats[metric], digits)} |")
     return "\n".join(lines)
 
 
-def refresh_readme(table: str, readme: Path = README) -> None:
-    """Put `table` between the README's compare-table markers (if it has them)."""
+def results_table(summary: dict) -> str:
+    """The README's results table."""
+    return markdown_table(summary, TABLE_ROWS, "task: test result")
+
+
+def gradient_table(summary: dict) -> str:
+    """How many times ||dL/dh_t|| shrinks going back, at initialisation and after training."""
+    return markdown_table(summary, GRADIENT_ROWS, "task, when: ||dL/dh_t|| shrinks by")
+
+
+def refresh_readme(tables: dict[str, str], readme: Path = README) -> None:
+    """Put each table between its markers in the README (where it has them)."""
     text = readme.read_text()
-    pattern = re.compile(re.escape(TABLE_START) + r".*?" + re.escape(TABLE_END), re.DOTALL)
-    if pattern.search(text):
-        write_text(readme, pattern.sub(lambda _: f"{TABLE_START}\n{table}\n{TABLE_END}", text))
+    for name, table in tables.items():
+        start, end = MARKERS[name]
+        pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+        text = pattern.sub(lambda _: f"{start}\n{table}\n{end}", text)
+    write_text(readme, text)
 
 
 def keep_rnn_sine_figure(seed: int, out_dir: str = "dvc_plots/rnn_vs_lstm") -> Path:
@@ -185,10 +228,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"compare: {name}: {reason}", file=sys.stderr)
     summary = summarise(results, failures, names, seeds)
     write_json(args.json, summary)
-    table = results_table(summary)
+    tables = {"results-table": results_table(summary), "gradient-table": gradient_table(summary)}
     if args.json == SUMMARY and not args.only:
-        refresh_readme(table)
-    print(table)
+        refresh_readme(tables)
+    print("\n\n".join(tables.values()))
     for pair in summary["pairs"]:
         print(f"compare: {pair['better']} beats {pair['than']} on {pair['metric']} in "
               f"{pair['holds']} of {pair['seeds']} seeds")
