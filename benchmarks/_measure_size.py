@@ -1,6 +1,6 @@
 """One configuration of bench_sizes, run in a fresh process: step time and step memory.
 
-    python benchmarks/_measure_size.py IMPL T H [--batch B] [--warmup N] [--repeats N]
+    python benchmarks/_measure_size.py IMPL T H [--batch B] [--warmup N] [--repeats N] [--prime]
 
 IMPL is "numpy" (the numpy RNN, one-hot inputs V=10), "mylstm" (MyLSTMCell + linear layer)
 or "keras" (keras.layers.LSTM + Dense), the LSTMs with n_in = n_out = 10 and cross-entropy.
@@ -12,9 +12,14 @@ optimiser and data are built, and the kernel's peak-RSS counter is reset to it
 (/proc/self/clear_refs "5"; the counter getrusage reports as ru_maxrss). After the first call,
 the warm-up and the timed calls, the peak (VmHWM) minus that RSS is the memory the training
 steps needed on top of the process: activations kept for BPTT, gradients and temporaries, and,
-for TensorFlow, what its first call needs to trace and compile the step (XLA compilation, or
-loading from XLA's persistent cache). It cannot be measured after the warm-up instead: TF's
-allocator keeps freed buffers resident for reuse, so later steps show no growth.
+for TensorFlow, what its first call needs to build the step (Keras: tracing the graph;
+MyLSTMCell: tracing, converting to XLA and loading the program from XLA's persistent cache).
+It cannot be measured after the warm-up instead: TF's allocator keeps freed buffers resident
+for reuse, so later steps show no growth.
+
+--prime only makes the first call (it compiles MyLSTMCell's step into XLA's persistent cache)
+and prints its seconds: bench_sizes primes MyLSTMCell first, so that the measuring process
+always loads the step from the cache and its memory never depends on what ran before.
 """
 
 from __future__ import annotations
@@ -57,13 +62,18 @@ def reset_peak_rss() -> int:
     return _status_bytes("VmRSS")
 
 
+def first_call_seconds(step) -> float:
+    """Wall seconds of step()'s first call (tracing and compilation for TensorFlow)."""
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
 def measure(impl: str, B: int, T: int, H: int, warmup: int, repeats: int) -> dict:
     """Times and memory of one configuration (see the module docstring)."""
     step = build_step(impl, B, T, H)
     resident = reset_peak_rss()
-    start = time.perf_counter()
-    step()
-    first_s = time.perf_counter() - start
+    first_s = first_call_seconds(step)
     ms = median_ms(step, warmup=max(0, warmup - 1), repeats=repeats)
     return {"impl": impl, "B": B, "T": T, "H": H, "first_s": first_s, "ms": ms,
             "repeats": repeats, "peak_mib": (_status_bytes("VmHWM") - resident) / MIB,
@@ -78,7 +88,12 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls, the first included")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls")
+    parser.add_argument("--prime", action="store_true", help="only the first call (compile)")
     args = parser.parse_args(argv)
+    if args.prime:
+        step = build_step(args.impl, args.batch, args.T, args.H)
+        print(json.dumps({"first_s": first_call_seconds(step)}))
+        return
     print(json.dumps(measure(args.impl, args.batch, args.T, args.H, args.warmup, args.repeats)))
 
 

@@ -37,8 +37,8 @@ LEARNING_RATE = 1e-3
 INIT = "gaussian"  # the sheet's random W_hh (the step time does not depend on the init)
 # (name, batch B, time steps T, input/output size V, hidden H)
 CASES = [
-    ("numpy RNN step B=32 T=27 V=10 H=50", 32, 27, 10, 50),
-    ("numpy RNN step B=256 T=100 D=10 H=256", 256, 100, 10, 256),
+    ("numpy RNN B=32 T=27 V=10 H=50", 32, 27, 10, 50),
+    ("numpy RNN B=256 T=100 D=10 H=256", 256, 100, 10, 256),
 ]
 
 

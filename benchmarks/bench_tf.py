@@ -41,8 +41,8 @@ SIDES = ("rnnlab", "keras")
 PARTS = ("train", "grad")
 # name, batch B, time steps T, inputs D, hidden H, outputs O, loss
 CASES = [
-    ("sine B=64 T=100 in=1 H=64", 64, 100, 1, 64, 1, "mse"),
-    ("memory B=500 T=22 in=10 H=32", 500, 22, 10, 32, 10, "ce"),
+    ("LSTM sine B=64 T=100 in=1 H=64", 64, 100, 1, 64, 1, "mse"),
+    ("LSTM memory B=500 T=22 in=10 H=32", 500, 22, 10, 32, 10, "ce"),
 ]
 
 
@@ -203,7 +203,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     for part, rows in run_cases(args.repeats).items():
         for row in rows:
-            print(f"{part:5s} {row['case']:30s} rnnlab {row['rnnlab_ms']:8.2f} ms   keras "
+            print(f"{part:5s} {row['case']:35s} rnnlab {row['rnnlab_ms']:8.2f} ms   keras "
                   f"{row['reference_ms']:8.2f} ms   speed-up "
                   f"{row['reference_ms'] / row['rnnlab_ms']:.2f}x   {row['gflops']:.1f} of "
                   f"{row['peak_gflops']:.1f} GFLOP/s")

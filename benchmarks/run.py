@@ -1,77 +1,124 @@
 """`make bench`: rnnlab's training steps against the Keras reference on the same shapes.
 
-Prints one table (median step times, ratio, achieved GFLOP/s against this machine's matmul
-rate at the same shapes) plus time-to-accuracy, and writes it with the machine's description
-to benchmarks/RESULTS.md. Numbers, not a test: nothing here asserts.
+Prints, in one run: the training-step table (numpy RNN and LSTM against Keras, with achieved
+GFLOP/s against this machine's matmul rate at the same shapes), the same LSTM comparison for
+forward + backward alone, the cost-against-size sweep (bench_sizes), time to accuracy, the
+machine and the commands. Writes it all to benchmarks/RESULTS.md above the "<!-- notes -->"
+marker, keeping the notes below it. Numbers, not a test: nothing here asserts.
+
+Run: .venv/bin/python benchmarks/run.py [--repeats N] [--skip-accuracy] [--skip-sizes]
+     [--quick-sizes] [--no-verify] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_numpy  # noqa: E402
-import bench_tf  # noqa: E402
+import bench_numpy
+import bench_sizes
+import bench_tf
+from common import load_average, machine, markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+MARKER = "<!-- notes -->"
 
 
-def machine() -> str:
-    import numpy as np
-    import tensorflow as tf
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
-            f"Python {platform.python_version()}, numpy {np.__version__}, TensorFlow {tf.__version__}")
+def speed_table(rows: list[dict]) -> str:
+    """rows: dicts with case, rnnlab_ms, reference_ms, gflops, peak_gflops."""
+    header = ["case", "rnnlab ms", "reference ms", "speed-up (ref / rnnlab)", "rnnlab GFLOP/s",
+              "matmul GFLOP/s at these shapes", "fraction"]
+    return markdown_table(header, [
+        [r["case"], f"{r['rnnlab_ms']:.2f}", f"{r['reference_ms']:.2f}",
+         f"{r['reference_ms'] / r['rnnlab_ms']:.2f}x", f"{r['gflops']:.2f}",
+         f"{r['peak_gflops']:.2f}", f"{r['gflops'] / r['peak_gflops']:.0%}"] for r in rows])
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| case | rnnlab ms | reference ms | speed-up (ref / rnnlab) | rnnlab GFLOP/s | "
-             "matmul GFLOP/s at these shapes | fraction |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['case']} | {r['rnnlab_ms']:.2f} | {r['reference_ms']:.2f} | "
-                     f"{r['reference_ms'] / r['rnnlab_ms']:.2f}x | {r['gflops']:.2f} | "
-                     f"{r['peak_gflops']:.2f} | {r['gflops'] / r['peak_gflops']:.0%} |")
-    return "\n".join(lines)
+def step_caption(repeats: int) -> str:
+    """What the training-step table times, and how often."""
+    rounds = min(5, repeats)
+    return (
+        "Training step = forward, backward, global-norm clipping (5.0), Adam update (lr 1e-3); "
+        "float32. numpy RNN (one BLAS thread; rnnlab's numpy Adam, Keras's algorithm and "
+        "defaults) against keras.layers.SimpleRNN(relu) + Dense; MyLSTMCell + linear layer "
+        "(rnnlab.tf_rnn.train.get_train_step, one XLA-compiled step) against "
+        "keras.layers.LSTM + Dense; every TensorFlow side with keras.optimizers.Adam(1e-3) and "
+        "tf.clip_by_global_norm, the Keras ones in a plain tf.function. Each row: the two "
+        "sides timed in alternating rounds, median of the round medians. numpy rows: 3 untimed "
+        f"calls per "
+        f"side, then {repeats} rounds of one timed call each. LSTM rows: 2 untimed calls per "
+        f"function (the first compiles), then {rounds} rounds of one untimed and "
+        f"{max(1, repeats // rounds)} timed calls each, interleaved with the forward + backward "
+        "functions of the next table. rnnlab GFLOP/s = matmul FLOPs of the step / median time; "
+        "matmul GFLOP/s = numpy's rate at the case's recurrent product ((B,H)@(H,H) on one "
+        "thread for the numpy RNN, (B,H)@(H,4H) for the LSTM), measured before TensorFlow runs.")
 
 
-def main() -> None:
+GRAD_CAPTION = (
+    "Forward + backward alone (the LSTM rows above without clipping and update): the loss and "
+    "its gradients with respect to all weights, rnnlab in one XLA-compiled tf.function, Keras "
+    "in a plain tf.function; timed in the same alternating rounds as the training steps. The "
+    "matmul FLOPs are those of the training step, so the fractions compare directly.")
+
+
+def accuracy_table(numpy_s: float, lstm_s: float) -> str:
+    """Seconds of training to the target accuracy (bench_numpy, bench_tf.time_to_accuracy)."""
+    return markdown_table(["time to accuracy", "seconds of training", "target"], [
+        ["numpy RNN to 0.90 copy-task accuracy (params.yaml copy_task, numpy_rnn; test set "
+         "every 500 steps, scoring excluded)", f"{numpy_s:.0f}", "120"],
+        ["LSTM to 0.99 memory accuracy (params.yaml memory_task, tf_model, tf_memory; test set "
+         "every epoch, compilation included, scoring excluded)", f"{lstm_s:.0f}", "120"]])
+
+
+def commands() -> str:
+    """The command line of this run and of the parts run alone."""
+    ran = " ".join(["benchmarks/run.py", *sys.argv[1:]])
+    return (f"Commands: `.venv/bin/python {ran}` (`make bench` runs it without options); parts "
+            "alone: `benchmarks/bench_numpy.py [--repeats N] [--time-to-accuracy]`, "
+            "`benchmarks/bench_tf.py [--repeats N] [--no-tta]`, "
+            "`benchmarks/bench_sizes.py [--quick] [--no-verify]`.")
+
+
+def write_results(text: str) -> Path:
+    """RESULTS.md = a title, `text`, the marker and the notes found below it (kept)."""
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    notes = old.split(MARKER, 1)[1] if MARKER in old else "\n"
+    RESULTS.write_text("# Benchmark results\n\n" + text + "\n\n" + MARKER + notes)
+    return RESULTS
+
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--skip-accuracy", action="store_true", help="only the step timings")
-    args = parser.parse_args()
-    start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    rows = bench_numpy.run_cases(args.repeats) + bench_tf.run_cases(args.repeats)
-    report = [f"Run: `make bench`, {start}", f"Machine: {machine()}", "",
-              "Training step = forward, backward, global-norm clipping, Adam update; float32; "
-              "median of the timed repeats.", "", table(rows)]
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per step function")
+    parser.add_argument("--skip-accuracy", action="store_true", help="no time to accuracy")
+    parser.add_argument("--skip-sizes", action="store_true", help="no cost-against-size sweep")
+    parser.add_argument("--quick-sizes", action="store_true", help="the sweep with fewer points")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="no real runs at the extrapolated 2 GiB lengths")
+    parser.add_argument("--no-write", action="store_true", help="print only, keep RESULTS.md")
+    args = parser.parse_args(argv)
+    started, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_average()
+    # numpy's matmul rates before TensorFlow runs (its idle threads slow numpy down)
+    numpy_rates, lstm_rates = bench_numpy.matmul_rates(), bench_tf.matmul_rates()
+    numpy_rows = bench_numpy.run_cases(args.repeats, numpy_rates)
+    lstm_rows = bench_tf.run_cases(args.repeats, lstm_rates)
+    report = [f"Run: {started}; load average at start {load}",
+              f"Machine: {machine()}", commands(), "",
+              step_caption(args.repeats), "", speed_table(numpy_rows + lstm_rows["train"]), "",
+              GRAD_CAPTION, "", speed_table(lstm_rows["grad"])]
+    if not args.skip_sizes:
+        report += ["", bench_sizes.report(quick=args.quick_sizes, check=not args.no_verify)]
     if not args.skip_accuracy:
-        numpy_s = bench_numpy.time_to_accuracy()
-        lstm_s = bench_tf.time_to_accuracy()
-        report += ["", "| time to accuracy | seconds of training | target |", "|---|---:|---:|",
-                   f"| numpy RNN to 0.90 copy-task accuracy (L=13, H=50) | {numpy_s:.0f} | 120 |",
-                   f"| LSTM to 0.99 memory accuracy (L=8, B=5) | {lstm_s:.0f} | 120 |"]
+        # last: the LSTM's run turns on TensorFlow's op determinism for the whole process
+        report += ["", accuracy_table(bench_numpy.time_to_accuracy(),
+                                      bench_tf.time_to_accuracy())]
+    report += ["", f"Load average at the end: {load_average()}"]
     text = "\n".join(report)
     print(text)
-    notes = RESULTS.read_text().split("<!-- notes -->", 1)[1] if RESULTS.exists() and \
-        "<!-- notes -->" in RESULTS.read_text() else "\n"
-    RESULTS.write_text("# Benchmark results\n\n" + text + "\n\n<!-- notes -->" + notes)
-    print(f"\nwritten to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    if not args.no_write:
+        print(f"\nwritten to {write_results(text)}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import VENV_BIN, Project, stages_run
+from helpers import Project, stages_run
 
 pytestmark = pytest.mark.slow
 

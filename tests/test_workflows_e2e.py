@@ -5,7 +5,6 @@ a bare git repository standing in for the shared git remote and a local DVC remo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 

@@ -27,7 +27,7 @@ def test_runs_change_the_seed_of_every_section_their_stages_read(monkeypatch):
 
 
 def _exp(**metrics):
-    return {"metrics": {f"metrics/{f}.json": {"data": values} for f, values in metrics.items()}}
+    return {f"metrics/{f}.json": values for f, values in metrics.items()}
 
 
 def test_summary_statistics_and_pairs_over_seeds():

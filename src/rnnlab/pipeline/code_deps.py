@@ -94,7 +94,7 @@ def expand_stages(dvc_yaml: dict) -> dict[str, dict]:
     return stages
 
 
-def _declared(stage: dict, key: str) -> list[str]:
+def declared(stage: dict, key: str) -> list[str]:
     """The paths (or params sections) a stage lists under `key`."""
     entries = []
     for entry in stage.get(key, []):
@@ -110,7 +110,7 @@ def stage_scripts(dvc_yaml: dict) -> dict[str, tuple[str, list[str]]]:
     out = {}
     for name, stage in expand_stages(dvc_yaml).items():
         script = next(w for w in stage["cmd"].split() if w.startswith("stages/") and w.endswith(".py"))
-        out[name] = (script, _declared(stage, "deps"))
+        out[name] = (script, declared(stage, "deps"))
     return out
 
 
@@ -119,26 +119,26 @@ def upstream_stages(targets: list[str], dvc_path: Path = Path("dvc.yaml")) -> di
     all stages if `targets` is empty."""
     stages = expand_stages(yaml.safe_load(dvc_path.read_text()))
     made_by = {out: name for name, stage in stages.items()
-               for key in ("outs", "metrics", "plots") for out in _declared(stage, key)}
+               for key in ("outs", "metrics", "plots") for out in declared(stage, key)}
     todo, seen = list(targets or stages), {}
     while todo:
         name = todo.pop()
         if name not in seen:
             seen[name] = stages[name]
-            todo += [made_by[dep] for dep in _declared(stages[name], "deps") if dep in made_by]
+            todo += [made_by[dep] for dep in declared(stages[name], "deps") if dep in made_by]
     return seen
 
 
 def upstream_code(targets: list[str], dvc_path: Path = Path("dvc.yaml")) -> list[str]:
     """The code deps (src/ and stages/ files) of these stages and of every stage upstream."""
     return sorted({dep for stage in upstream_stages(targets, dvc_path).values()
-                   for dep in _declared(stage, "deps") if dep.startswith(("src/", "stages/"))})
+                   for dep in declared(stage, "deps") if dep.startswith(("src/", "stages/"))})
 
 
 def upstream_sections(targets: list[str], dvc_path: Path = Path("dvc.yaml")) -> list[str]:
     """The params.yaml sections these stages and their upstream stages read."""
     return sorted({section for stage in upstream_stages(targets, dvc_path).values()
-                   for section in _declared(stage, "params") if isinstance(section, str)
+                   for section in declared(stage, "params") if isinstance(section, str)
                    and section != "params.yaml"})
 
 

@@ -15,7 +15,6 @@ stage does not depend on the TensorFlow code that rebuilds a TF model, and the r
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np

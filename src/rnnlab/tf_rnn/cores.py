@@ -12,10 +12,9 @@ CPU under XLA, each choice measured (benchmarks/RESULTS.md):
   * the forward pass keeps only the gate activations and cell states; BPTT recomputes the few
     element-wise factors it needs from them;
   * the weight gradients are one matmul over all stacked time steps after the loop;
-  * the LSTM's batch is cut into N_CHAINS independent recurrences ("chains", one per core):
-    rows of a batch never interact, and XLA runs independent kernels side by side, so the
-    chains share the cores where one recurrence alone (a chain of small dependent kernels)
-    uses one. Chains only overlap outside a while loop, so with a static number of steps
+  * the LSTM's batch is cut into N_CHAINS = 2 independent recurrences ("chains"): rows of a
+    batch never interact, and XLA runs independent kernels side by side, so on two cores the
+    chains share them where one recurrence alone (a chain of small dependent kernels) uses one. Chains only overlap outside a while loop, so with a static number of steps
     (<= UNROLL_MAX_STEPS) the time loop is unrolled in Python; otherwise one tf.while_loop
     runs the same step functions. Unrolling costs compilation time (XLA's persistent cache,
     rnnlab.tf_rnn._tf, pays it once per shape).
@@ -27,13 +26,15 @@ and W_hh); the LSTM's k = 4 column blocks are the gates i, f, c, o.
 
 from __future__ import annotations
 
-from rnnlab.tf_rnn._tf import CORES, DTYPE, tf
+from rnnlab.tf_rnn._tf import DTYPE, tf
 
 # Compile the forward and backward loops with XLA (also when a model is called outside a
 # training step, e.g. for evaluation): XLA fuses each step's element-wise work, which is where
 # a CPU spends its time at these sizes. Off only to debug.
 JIT_LOOPS = True
-N_CHAINS = min(2, CORES)  # independent batch chunks of the LSTM: one per core this process has
+# Independent batch chunks of the LSTM. Always two, whatever the machine, so that the same
+# params and seed give the same bits on any number of cores; with one core they run in turn.
+N_CHAINS = 2
 MIN_CHAIN_ROWS = 8        # batches under N_CHAINS * MIN_CHAIN_ROWS rows are not split
 UNROLL_MAX_STEPS = 128    # unroll the time loop (split batches only) up to this many steps
 

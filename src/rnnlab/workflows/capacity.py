@@ -29,7 +29,8 @@ from typing import Any
 
 from rnnlab.pipeline.params import read_params
 from rnnlab.workflows.dvc_commands import describe_failure, dvc, key_value
-from rnnlab.workflows.queue import Run, experiments_on_head, metrics_of, run_all
+from rnnlab.pipeline.code_deps import upstream_stages
+from rnnlab.workflows.queue import Run, expected_params, experiments, run_all
 
 CELLS = {
     "rnn": {"tf_model.cell": "rnn", "tf_model.rnn_init": "orthogonal",
@@ -190,6 +191,23 @@ def pull(names: list[str], remote: str) -> list[str]:
     return found
 
 
+def collected(runs: list[Run], remote: str) -> tuple[dict, dict]:
+    """Pull the grid's experiments from `remote`: ({name: Experiment} of those that ran with
+    this grid's params and this code, {name: why the others have no result})."""
+    found = experiments(pull([run.name for run in runs], remote))
+    workspace, results, problems = read_params(), {}, {}
+    for run in runs:
+        exp = found.get(run.name)
+        if exp is None:
+            problems[run.name] = f"missing: no finished run of it on {remote}"
+        elif not exp.is_current(expected_params(workspace, run.overrides),
+                                upstream_stages(list(run.targets))):
+            problems[run.name] = f"stale: the run on {remote} used other params or code"
+        else:
+            results[run.name] = exp
+    return results, problems
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Recall accuracy against delay, as queued DVC experiments.")
@@ -216,16 +234,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _run_or_collect(args, runs: list[Run], to_remember_len: int) -> tuple[dict, dict] | None:
     """Run this machine's runs (and push them), or collect them from a remote: ({name: exp
     data}, {name: why it has no result}); None when a shard is done (no summary)."""
-    names = [run.name for run in runs]
     for remote in filter(None, (args.push, args.collect)):
         check_remote(remote)
     if args.push:
         check_dvc_remote()
     if args.collect:
-        pull(names, args.collect)
-        results = {n: d for n, d in experiments_on_head().items() if n in names}
-        return results, {n: f"missing: no finished run of it on {args.collect} for this commit"
-                         for n in names if n not in results}
+        return collected(runs, args.collect)
     mine = shard(runs, *args.shard, to_remember_len) if args.shard else runs
     results, failures, current = run_all(mine, args.jobs, "capacity")
     for name, reason in failures.items():
@@ -262,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     if outcome is None:
         return
     results, problems = outcome
-    memory = {name: metrics_of(data).get("metrics/memory.json", {}) for name, data in results.items()}
+    memory = {name: exp.metrics().get("metrics/memory.json", {}) for name, exp in results.items()}
     if not memory:
         sys.exit("capacity: error: no run of the grid finished (reasons above)")
     rows = summarise(memory, problems, args.cells, delays, seeds, remember, args.prefix)

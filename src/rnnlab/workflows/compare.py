@@ -32,7 +32,7 @@ from rnnlab.pipeline.code_deps import upstream_sections
 from rnnlab.pipeline.files import atomic_output, write_json, write_text
 from rnnlab.pipeline.params import read_params, validate
 from rnnlab.workflows.dvc_commands import describe_failure, dvc_output
-from rnnlab.workflows.queue import Run, metrics_of, run_all
+from rnnlab.workflows.queue import Run, run_all
 
 TF_STAGES = ("train_sine", "train_memory", "gradient_flow_memory")
 NUMPY_STAGES = ("train_numpy_rnn", "gradient_flow_copy")
@@ -87,12 +87,12 @@ def spread(values: list[float]) -> dict:
 
 def summarise(results: dict[str, dict], failures: dict[str, str], names: list[str],
               seeds: list[int]) -> dict:
-    """compare.json from the runs' `dvc exp show` data."""
+    """compare.json from {run name: {metrics file: its JSON}} of the finished runs."""
     experiments = {}
     for name in names:
         per_metric: dict[str, list[float]] = {}
         for seed in seeds:
-            for path, values in metrics_of(results.get(f"{name}-s{seed}", {})).items():
+            for path, values in results.get(f"{name}-s{seed}", {}).items():
                 stem = Path(path).stem
                 if stem not in _metric_files(name):
                     continue
@@ -163,6 +163,9 @@ GRADIENT_ROWS = [  # (experiment, what it is, task, metric, significant digits)
                   else ["shrink_to_first_symbol"])]
 
 
+MODEL_FILE = {"gradient_flow_memory": "memory", "gradient_flow_copy": "numpy_rnn_copy"}
+
+
 def markdown_table(summary: dict, rows: list[tuple], header: str) -> str:
     """Rows (experiment, label, task, metric, digits) as mean ± sample std over the seeds (n),
     with the parameter count of the experiment's model where there is one."""
@@ -171,8 +174,9 @@ def markdown_table(summary: dict, rows: list[tuple], header: str) -> str:
         stats = summary["experiments"].get(name, {})
         if metric not in stats:
             continue
-        counts = [v for k, v in stats.items() if k.endswith(".n_params")]
-        params = f"{counts[0]['values'][0]:,}" if counts else ""
+        model_file = MODEL_FILE.get(metric.split(".")[0], metric.split(".")[0])
+        count = stats.get(f"{model_file}.n_params")
+        params = f"{count['values'][0]:,}" if count else ""
         lines.append(f"| {label} | {task} | {params} | {_fmt(stats[metric], digits)} |")
     return "\n".join(lines)
 
@@ -226,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("compare: interrupted; the queue is stopped and this run's queued experiments removed")
     for name, reason in failures.items():
         print(f"compare: {name}: {reason}", file=sys.stderr)
-    summary = summarise(results, failures, names, seeds)
+    summary = summarise({name: exp.metrics() for name, exp in results.items()}, failures,
+                        names, seeds)
     write_json(args.json, summary)
     tables = {"results-table": results_table(summary), "gradient-table": gradient_table(summary)}
     if args.json == SUMMARY and not args.only:

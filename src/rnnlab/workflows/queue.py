@@ -5,8 +5,10 @@ runs them in N workers (each in its own temporary copy of the repository), and e
 stays an ordinary experiment (`dvc exp show`, `dvc metrics diff`, `dvc exp push`). Progress
 is tracked by task id; a run that fails is reported with the stage's own one-line error.
 
-A run whose experiment already exists on the current commit with the same params and the
-same code is not queued again, so repeating a workflow with nothing changed trains nothing.
+Results are read from the experiments' git commits (refs/exps/...). A run whose experiment
+already exists with the same params and the same code for the stages it runs (its dvc.lock
+against the workspace's files) is not queued again, whatever commit it was run on, so
+repeating a workflow with nothing changed trains nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnlab.pipeline.code_deps import upstream_code
+from rnnlab.pipeline.code_deps import declared, expand_stages, upstream_stages
 from rnnlab.pipeline.params import read_params
 from rnnlab.training import available_cores
 from rnnlab.workflows.dvc_commands import dvc, dvc_output, set_args
@@ -56,20 +58,65 @@ def queue_tasks() -> list[tuple[str, str, str]]:
     return tasks
 
 
-def experiments_on_head() -> dict[str, dict]:
-    """{name: the `data` of `dvc exp show --json`} of the finished, error-free experiments
-    whose baseline is the current commit."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+@dataclass(frozen=True)
+class Experiment:
+    """A finished experiment, read from its git commit (refs/exps/...), whatever its baseline."""
+
+    name: str
+    sha: str
+
+    def read(self, path: str) -> str | None:
+        """A file of the experiment's commit, or None if it has none."""
+        proc = subprocess.run(["git", "show", f"{self.sha}:{path}"], capture_output=True, text=True)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def metrics(self) -> dict[str, dict]:
+        """{metrics file: its JSON} for every metrics file dvc.yaml declares that it has."""
+        found = {}
+        for path in metric_files():
+            text = self.read(path)
+            if text is not None:
+                found[path] = json.loads(text)
+        return found
+
+    def is_current(self, params: dict, stages: dict[str, dict]) -> bool:
+        """True if it ran with exactly these params and with the workspace's current version of
+        every code file (src/, stages/) that these stages depend on, per its dvc.lock."""
+        if yaml_load(self.read("params.yaml")) != params:
+            return False
+        locked = (yaml_load(self.read("dvc.lock")) or {}).get("stages", {})
+        for name in stages:
+            deps = {d["path"]: d.get("md5") for d in locked.get(name, {}).get("deps", [])}
+            code = [p for p in declared(stages[name], "deps") if p.startswith(("src/", "stages/"))]
+            if not code or any(deps.get(path) != file_md5(path) for path in code):
+                return False
+        return True
+
+
+def yaml_load(text: str | None):
+    from rnnlab.pipeline.params import parse_yaml
+
+    return None if text is None else parse_yaml(text, "experiment")
+
+
+def metric_files() -> list[str]:
+    """Every metrics file the stages of dvc.yaml declare."""
+    stages = expand_stages(yaml_load(Path("dvc.yaml").read_text()))
+    return sorted({path for stage in stages.values() for path in declared(stage, "metrics")})
+
+
+def experiments(names: list[str]) -> dict[str, Experiment]:
+    """{name: the newest finished experiment of that name} among `names`, on any baseline (a
+    failed run leaves no experiment)."""
+    refs = subprocess.run(["git", "for-each-ref", "--sort=committerdate",
+                           "--format=%(objectname) %(refname)", "refs/exps/"],
+                          capture_output=True, text=True, check=True).stdout
     found = {}
-    for baseline in json.loads(dvc_output("exp", "show", "--json", check=True) or "[]"):
-        if baseline.get("rev") != head:
-            continue
-        for exp in baseline.get("experiments") or []:
-            for rev in exp.get("revs", []):
-                # A failed run is listed too, with an error and the baseline's metrics.
-                if rev.get("name") and rev.get("data") and not rev.get("error"):
-                    found[rev["name"]] = rev["data"]
+    for line in refs.splitlines():
+        sha, ref = line.split()
+        name = ref.rsplit("/", 1)[-1]
+        if name in names:  # sorted oldest first: the newest of a name wins
+            found[name] = Experiment(name, sha)
     return found
 
 
@@ -80,23 +127,16 @@ def file_md5(path: str) -> str | None:
         return None
 
 
-def is_current(data: dict, params: dict, code: list[str]) -> bool:
-    """True if an experiment (its `dvc exp show` data) ran with exactly these params and with
-    the workspace's current version of every file in `code`."""
-    if data.get("params", {}).get("params.yaml", {}).get("data") != params:
-        return False
-    deps = data.get("deps", {})
-    return all(deps.get(path, {}).get("hash") == file_md5(path) for path in code)
-
-
 def clear(names: list[str]) -> None:
-    """Drop earlier experiments and waiting queue entries of these names."""
+    """Drop earlier experiments (on any baseline) and waiting queue entries of these names."""
     old = [task for task, name, status in queue_tasks() if name in names and status != "Running"]
     if old:
         dvc("queue", "remove", *old, check=False, quiet=True)
-    existing = set(dvc_output("exp", "list", "--name-only").split()) & set(names)
-    if existing:
-        dvc("exp", "remove", *sorted(existing), check=False, quiet=True)
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    for ref in refs:
+        if ref.rsplit("/", 1)[-1] in names:
+            subprocess.run(["git", "update-ref", "-d", ref], check=True)
 
 
 def start_workers(jobs: int) -> None:
@@ -165,11 +205,6 @@ def failure_reason(task: str) -> str:
     return errors[-1] if errors else f"failed; see `dvc queue logs {task}`"
 
 
-def metrics_of(data: dict) -> dict[str, dict[str, Any]]:
-    """{metrics file: {metric: value}} of one experiment's `dvc exp show` data."""
-    return {path: entry.get("data", {}) for path, entry in data.get("metrics", {}).items()}
-
-
 def expected_params(workspace: dict, overrides: dict[str, Any]) -> dict:
     """params.yaml as a run with these overrides will see it."""
     params = json.loads(json.dumps(workspace))  # a deep copy of plain YAML data
@@ -179,15 +214,15 @@ def expected_params(workspace: dict, overrides: dict[str, Any]) -> dict:
     return params
 
 
-def run_all(runs: list[Run], jobs: int, desc: str) -> tuple[dict[str, dict], dict[str, str], list[str]]:
-    """Run what is not current yet through the queue, then read every run's result.
+def run_all(runs: list[Run], jobs: int, desc: str) -> tuple[dict[str, Experiment], dict[str, str], list[str]]:
+    """Run what is not current yet through the queue, then find every run's experiment.
 
-    Returns ({name: `dvc exp show` data} of the finished runs, {name: failure reason},
-    [names that were current already and did not run again]).
+    Returns ({name: Experiment} of the finished runs, {name: failure reason}, [names that were
+    current already and did not run again]).
     """
-    workspace, before = read_params(), experiments_on_head()
-    current = [run.name for run in runs if run.name in before and is_current(
-        before[run.name], expected_params(workspace, run.overrides), upstream_code(list(run.targets)))]
+    workspace, before = read_params(), experiments([run.name for run in runs])
+    current = [run.name for run in runs if run.name in before and before[run.name].is_current(
+        expected_params(workspace, run.overrides), upstream_stages(list(run.targets)))]
     todo = [run for run in runs if run.name not in current]
     tasks = {}
     if todo:
@@ -197,8 +232,9 @@ def run_all(runs: list[Run], jobs: int, desc: str) -> tuple[dict[str, dict], dic
         except KeyboardInterrupt:
             stop([run.name for run in todo])
             raise
-    after = experiments_on_head()
-    results = {run.name: after[run.name] for run in runs if run.name in after}
+    after = experiments([run.name for run in runs])
+    results = {run.name: after[run.name] for run in runs
+               if run.name in after and (run.name in current or run.name in tasks)}
     failures = {run.name: failure_reason(tasks.get(run.name, run.name))
                 for run in runs if run.name not in results}
     return results, failures, current
