@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+
 import pytest
 
 from helpers import Project, make_project
 
 
+def _built_once(shared_root) -> Project:
+    """The tiny-params pipeline reproduced and committed once per test run: the first pytest
+    worker to get here builds it, under a file lock; the others wait and reuse it."""
+    shared_root.mkdir(parents=True, exist_ok=True)
+    with open(shared_root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared_root / "done").exists():
+            project = make_project(shared_root / "repo")
+            project.dvc("repro")
+            project.commit("reproduced")
+            (shared_root / "done").touch()
+    return Project(shared_root / "repo")
+
+
+def _copy(project: Project, dest) -> Project:
+    shutil.copytree(project.root, dest, symlinks=True)
+    return Project(dest)
+
+
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory) -> Project:
-    """A tiny-params copy of the repo with the whole pipeline reproduced and committed.
+    """A tiny-params copy of the repo with the whole pipeline reproduced and committed; each
+    pytest worker gets its own copy of one build.
 
     Tests that change it must restore it (git checkout + dvc checkout) before they end.
     """
-    project = make_project(tmp_path_factory.mktemp("built") / "repo")
-    project.dvc("repro")
-    project.commit("reproduced")
-    return project
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers' folders share this run's parent
+        base = base.parent
+    shared = _built_once(base / "built-shared")
+    return _copy(shared, tmp_path_factory.mktemp("built") / "repo")
+
+
+@pytest.fixture
+def built_copy(built_project, tmp_path) -> Project:
+    """A private copy of the built project, for a test that leaves things behind (experiments,
+    commits)."""
+    return _copy(built_project, tmp_path / "repo")

@@ -40,8 +40,9 @@ def test_repro_again_does_nothing(built_project):
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"numpy_rnn__hidden": 9}, {"check_params", "train_numpy_rnn"}),
-    ({"tf_model__lstm_hidden": 5}, {"check_params", "train_sine", "train_memory"}),
+    ({"numpy_rnn__hidden": 9}, {"check_params", "train_numpy_rnn", "gradient_flow_copy"}),
+    ({"tf_model__lstm_hidden": 5}, {"check_params", "train_sine", "train_memory",
+                                    "gradient_flow_memory"}),
     ({"sine_task__n_train": 70}, {"check_params", "data@sine", "train_sine"}),
 ], ids=["numpy", "tf", "sine-data"])
 def test_a_param_reruns_only_the_stages_that_read_it(built_project, change, expected):
@@ -69,7 +70,7 @@ def test_plots_show_lists_every_declared_chart_with_data(built_project):
     data = rendered.get("data", rendered)
     declared = yaml.safe_load((built_project.root / "dvc.yaml").read_text())["plots"]
     names = [next(iter(p)) if isinstance(p, dict) else p for p in declared]
-    assert len(names) == 10 and set(names) <= set(data), set(names) - set(data)
+    assert len(names) == 15 and set(names) <= set(data), set(names) - set(data)
     for name in names:
         assert data[name], f"plot {name!r} is empty"
         for entry in data[name]:
@@ -79,6 +80,25 @@ def test_plots_show_lists_every_declared_chart_with_data(built_project):
                 assert Path(built_project.root / entry["url"]).stat().st_size > 1000
     loss = data["Training loss, TF cell (memory task)"][0]["content"]["data"]["values"]
     assert [row["step"] for row in loss] == ["1", "2"]  # one point per logged window
+    vega = [name for name in names if data[name][0].get("type") == "vega"]
+    assert len(vega) == 12  # and 3 PNGs
+
+
+def test_plain_dvc_plots_show_makes_a_page_that_needs_no_network(built_project):
+    """After `make setup`'s plots template, plain `dvc plots show` writes a page with every
+    Vega chart and Vega itself inlined, nothing loaded from elsewhere. (Opened in headless
+    Chromium with no network, every chart renders: the README's command.)"""
+    project = built_project
+    project.run(str(VENV_BIN / "python"), "-m", "rnnlab.workflows.plots_template")
+    try:
+        project.dvc("plots", "show", "-o", "offline_page")
+        page = (project.root / "offline_page/index.html").read_text()
+        assert "<script src" not in page and "cdn." not in page.lower()
+        body = page.split("<body>", 1)[1]  # (the inlined bundle has such strings too)
+        assert body.count("vegaEmbed(") == 12 and body.count("<img") == 3
+        assert "vegaLite" in page  # the bundle itself
+    finally:
+        project.dvc("config", "--local", "--unset", "plots.html_template", check=False)
 
 
 def _output_hashes(root: Path) -> dict[str, str]:

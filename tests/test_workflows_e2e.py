@@ -18,33 +18,42 @@ pytestmark = pytest.mark.slow
 TINY = ["-S", "memory_task.n_train=64", "-S", "memory_task.n_test=32",
         "-S", "memory_task.to_remember_len=2", "-S", "tf_model.lstm_hidden=4",
         "-S", "tf_memory.epochs=1", "-S", "tf_memory.batch_size=32"]
-GRID = ["--quick", "--cells", "lstm", "rnn", "--delays", "0", "2", "--seeds", "0", *TINY]
+GRID = ["--quick", "--cells", "lstm", "--delays", "0", "2", "--seeds", "0", *TINY]
 
 
 def _python(project: Project, *args: str, check: bool = True):
     return project.run(str(VENV_BIN / "python"), "-m", *args, check=check)
 
 
-def test_compare_summarises_seeds_and_reruns_nothing(tmp_path):
-    project = make_project(tmp_path / "repo")
-    args = ("rnnlab.workflows.compare", "--seeds", "2", "--only", "rnn", "identity", "--jobs", "2")
+def test_compare_summarises_seeds_and_reruns_nothing(built_copy):
+    project = built_copy
+    args = ("rnnlab.workflows.compare", "--seeds", "2", "--only", "identity", "--jobs", "2")
     out = _python(project, *args).stdout
-    assert "4 experiments (0 already current, 0 failed)" in out, out
+    assert "2 experiments (0 already current, 0 failed)" in out, out
     summary = json.loads((project.root / "metrics/compare.json").read_text())
     assert summary["seeds"] == [0, 1]
-    memory = summary["experiments"]["rnn"]["memory.test_accuracy"]
-    copy = summary["experiments"]["identity"]["numpy_rnn_copy.test_accuracy"]
-    for stat in (memory, copy):
+    stats = summary["experiments"]["identity"]
+    assert set(stats) == {"numpy_rnn_copy.test_accuracy", "numpy_rnn_copy.test_loss",
+                          "numpy_rnn_copy.n_params", "gradient_flow_copy.init.shrink_across_blanks",
+                          "gradient_flow_copy.init.shrink_to_first_symbol",
+                          "gradient_flow_copy.trained.shrink_across_blanks",
+                          "gradient_flow_copy.trained.shrink_to_first_symbol"}
+    for stat in stats.values():
         assert stat["n"] == 2 and len(stat["values"]) == 2
         assert stat["min"] <= stat["mean"] <= stat["max"]
-    names = set(project.dvc("exp", "ls", "--name-only").stdout.split())
-    assert {"rnn-s0", "rnn-s1", "identity-s0", "identity-s1"} <= names
     # Different seeds drew different data and weights.
-    assert len(set(summary["experiments"]["rnn"]["sine.test_mse_one_step"]["values"])) == 2
+    assert len(set(stats["numpy_rnn_copy.test_loss"]["values"])) == 2
+    assert {"identity-s0", "identity-s1"} <= set(project.dvc("exp", "ls", "--name-only").stdout.split())
     # Again, with nothing changed: every experiment is current, nothing is queued or trained.
     again = _python(project, *args).stdout
-    assert "4 experiments (4 already current, 0 failed)" in again, again
+    assert "2 experiments (2 already current, 0 failed)" in again, again
     assert json.loads((project.root / "metrics/compare.json").read_text()) == summary
+    # A change to code the runs use makes them stale again.
+    cell = project.root / "src/rnnlab/numpy_rnn/cell.py"
+    cell.write_text(cell.read_text() + "# changed\n")
+    project.commit("touch the numpy cell")
+    third = _python(project, *args, "--seeds", "1").stdout
+    assert "1 experiments (0 already current, 0 failed)" in third, third
 
 
 def _clone(origin: Path, dest: Path, store: Path) -> Project:
@@ -73,10 +82,10 @@ def test_a_sweep_sharded_over_two_machines_equals_one_machine(tmp_path):
     outputs = [proc.communicate(timeout=600)[0] for proc in procs]
     for k, (proc, output) in enumerate(zip(procs, outputs), start=1):
         assert proc.returncode == 0, output
-        assert f"shard {k}/2: 2 of 2 experiments finished" in output and "pushed to origin" in output
+        assert f"shard {k}/2: 1 of 1 experiments finished" in output and "pushed to origin" in output
     collector = _clone(origin, tmp_path / "collector", store)
     out = _python(collector, "rnnlab.workflows.capacity", *GRID, "--collect", "origin").stdout
-    assert "4 grid points, 4 finished, 0 missing" in out, out
+    assert "2 grid points, 2 finished, 0 missing" in out, out
     # The outputs came with the experiments: each pulled experiment's model is in the cache.
     for baseline in json.loads(collector.dvc("exp", "show", "--json").stdout):
         for exp in baseline.get("experiments") or []:
@@ -86,10 +95,10 @@ def test_a_sweep_sharded_over_two_machines_equals_one_machine(tmp_path):
     _python(single, "rnnlab.workflows.capacity", *GRID, "--jobs", "2")
     assert _summary(collector) == _summary(single)  # the runs are deterministic
     # A collection with a point missing reports it instead of dropping it.
-    out = _python(collector, "rnnlab.workflows.capacity", *GRID[:5], "4", *GRID[6:],
+    out = _python(collector, "rnnlab.workflows.capacity", *GRID[:4], "4", *GRID[5:],
                   "--collect", "origin").stdout
     runs = json.loads((collector.root / "metrics/memory_capacity_runs.json").read_text())
-    assert "2 missing" in out and sorted(runs["problems"]) == ["cap-lstm-b4-s0", "cap-rnn-b4-s0"]
+    assert "1 missing" in out and list(runs["problems"]) == ["cap-lstm-b4-s0"]
 
 
 @pytest.mark.parametrize("args, message", [
