@@ -70,7 +70,7 @@ def test_plots_show_lists_every_declared_chart_with_data(built_project):
     data = rendered.get("data", rendered)
     declared = yaml.safe_load((built_project.root / "dvc.yaml").read_text())["plots"]
     names = [next(iter(p)) if isinstance(p, dict) else p for p in declared]
-    assert len(names) == 15 and set(names) <= set(data), set(names) - set(data)
+    assert len(names) == 17 and set(names) <= set(data), set(names) - set(data)
     for name in names:
         assert data[name], f"plot {name!r} is empty"
         for entry in data[name]:
@@ -81,7 +81,13 @@ def test_plots_show_lists_every_declared_chart_with_data(built_project):
     loss = data["Training loss, TF cell (memory task)"][0]["content"]["data"]["values"]
     assert [row["step"] for row in loss] == ["1", "2"]  # one point per logged window
     vega = [name for name in names if data[name][0].get("type") == "vega"]
-    assert len(vega) == 12  # and 3 PNGs
+    assert len(vega) == 13  # and 4 PNGs
+    # Gradient flow and gates: a point for every time step (T = 2L+1 = 7 copy, 2L+B+1 = 6 memory)
+    for name, steps in (("Gradient flow, numpy RNN (copy task) - log10 of mean ||dL/dh_t||", 7),
+                        ("Gradient flow, TF cell (memory task) - log10 of mean ||dL/dh_t||", 6),
+                        ("LSTM gates along the memory task (mean over test sequences)", 6)):
+        rows = data[name][0]["content"]["data"]["values"]
+        assert len(rows) == steps * (3 if "gates" in name else 2), name  # one row per series
 
 
 def test_plain_dvc_plots_show_makes_a_page_that_needs_no_network(built_project):
@@ -95,7 +101,7 @@ def test_plain_dvc_plots_show_makes_a_page_that_needs_no_network(built_project):
         page = (project.root / "offline_page/index.html").read_text()
         assert "<script src" not in page and "cdn." not in page.lower()
         body = page.split("<body>", 1)[1]  # (the inlined bundle has such strings too)
-        assert body.count("vegaEmbed(") == 12 and body.count("<img") == 3
+        assert body.count("vegaEmbed(") == 13 and body.count("<img") == 4
         assert "vegaLite" in page  # the bundle itself
     finally:
         project.dvc("config", "--local", "--unset", "plots.html_template", check=False)

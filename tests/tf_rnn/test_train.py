@@ -62,12 +62,13 @@ def test_lstm_learns_small_memory_task_and_reports_per_step_losses():
 
 
 def test_sine_loss_drops():
+    # Batches of 10 (< 2 chains of 8 rows): one recurrence in a while loop, quick to compile.
     curves = sine_curves(500, 41, 0.15, _rng(2))
     model = make_model("lstm", 1, 1, lstm_hidden=16, seed=0)
-    history = train(model, SINE_LOSS, *sine_arrays(curves), epochs=4, batch_size=50,
+    history = train(model, SINE_LOSS, *sine_arrays(curves), epochs=4, batch_size=10,
                     learning_rate=1e-2, seed=0, input_noise=0.05, decay_to=0.1)
     assert history["loss"][-1] < 0.1 * history["loss"][0]
-    assert len(history["step"]) == len(history["loss"]) == 40 and history["step"][-1] == 40
+    assert len(history["step"]) == len(history["loss"]) == 200 and history["step"][-1] == 200
 
 
 def test_same_seed_gives_identical_weights():
@@ -107,35 +108,3 @@ def test_train_rejects_bad_arguments():
     with pytest.raises(ValueError, match="input features"):
         train(model, MEMORY_LOSS, x[..., :3], y, epochs=1, batch_size=4, learning_rate=1e-3)
 
-
-CORES_RUN = """
-import hashlib, sys
-import numpy as np
-from rnnlab.pipeline.sequences import memory_task
-from rnnlab.tf_rnn._tf import set_determinism
-from rnnlab.tf_rnn.losses import MEMORY_LOSS
-from rnnlab.tf_rnn.model import make_model
-from rnnlab.tf_rnn.tasks import memory_arrays
-from rnnlab.tf_rnn.train import train
-set_determinism(0)
-x, y = memory_arrays(*memory_task(400, 3, 2, 8, np.random.default_rng(0)))
-model = make_model("lstm", 10, 10, lstm_hidden=16, seed=0)
-train(model, MEMORY_LOSS, x, y, epochs=1, batch_size=40, learning_rate=1e-2, seed=0)
-w = model.get_weights()
-print(hashlib.md5(b"".join(w[k].tobytes() for k in sorted(w))).hexdigest())
-"""
-
-
-def test_the_same_seed_gives_the_same_bits_on_one_core_or_two():
-    """A sweep worker gets one core (RNNLAB_CORES=1: one thread, chains in turn), `dvc repro`
-    all of them: the trained weights must not depend on it."""
-    import os
-    import subprocess
-    import sys
-
-    digests = []
-    for cores in ("1", "2"):
-        env = dict(os.environ, RNNLAB_CORES=cores)
-        digests.append(subprocess.run([sys.executable, "-c", CORES_RUN], env=env, check=True,
-                                      capture_output=True, text=True).stdout.split()[-1])
-    assert digests[0] == digests[1]

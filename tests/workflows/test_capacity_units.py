@@ -59,7 +59,9 @@ def test_summary_keeps_failed_and_missing_runs_as_gaps(tmp_path):
                                       "train_loss_mean": 0.2, "n_runs": 1, "n_missing": 1}
     with open(tmp_path / "c.csv") as f:
         table = list(csv.DictReader(f))
-    assert [(r["cell"], r["blank_separation_len"]) for r in table] == [("lstm", "0"), ("lstm", "80")]
+    assert [r["blank_separation_len"] for r in table] == ["0", "80"]
+    assert [r["lstm_accuracy_mean"] for r in table] == ["0.8", "0.2"]
+    assert [r["lstm_n_missing"] for r in table] == ["0", "1"]
     assert json.loads((tmp_path / "r.json").read_text())["problems"] == problems
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

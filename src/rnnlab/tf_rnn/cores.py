@@ -26,14 +26,14 @@ and W_hh); the LSTM's k = 4 column blocks are the gates i, f, c, o.
 
 from __future__ import annotations
 
-from rnnlab.tf_rnn._tf import DTYPE, tf
+from rnnlab.tf_rnn._tf import CORES, DTYPE, tf
 
 # Compile the forward and backward loops with XLA (also when a model is called outside a
 # training step, e.g. for evaluation): XLA fuses each step's element-wise work, which is where
 # a CPU spends its time at these sizes. Off only to debug.
 JIT_LOOPS = True
-# Independent batch chunks of the LSTM. Always two, whatever the machine, so that the same
-# params and seed give the same bits on any number of cores; with one core they run in turn.
+# Independent batch chunks of the LSTM: two, run side by side on two or more cores (unrolled),
+# in turn in a while loop on one core, where that is faster (the two loops' last bits differ).
 N_CHAINS = 2
 MIN_CHAIN_ROWS = 8        # batches under N_CHAINS * MIN_CHAIN_ROWS rows are not split
 UNROLL_MAX_STEPS = 128    # unroll the time loop (split batches only) up to this many steps
@@ -76,10 +76,10 @@ def _chain_rows(batch_size):
 
 
 def _unrolled(n_steps, n_chains):
-    """Unroll in Python? Only for a static T and a split batch: the unrolled loop pays off
-    through the chains running side by side (one chain alone measured slower unrolled than
-    in the while loop at the sine shape, and compiles many times longer)."""
-    return n_steps is not None and n_steps <= UNROLL_MAX_STEPS and n_chains > 1
+    """Unroll in Python? Only for a static T, a split batch and more than one core: the
+    unrolled loop pays off through the chains running side by side; otherwise the while loop
+    is faster and compiles many times quicker (benchmarks/RESULTS.md, notes)."""
+    return n_steps is not None and n_steps <= UNROLL_MAX_STEPS and n_chains > 1 and CORES > 1
 
 
 # ----------------------------------------------------------------------------- one step
@@ -118,7 +118,7 @@ def _backward_step(dh, dc, a, c_tm1, c_t, derivative_scale):
     # Written as "factors times [dc, dc, dc, dh]" on purpose: with the products inside the
     # concat instead (dz = [dc g, dc c_{t-1}, dc i, dh tanh(c_t)] * ...), XLA fuses the purely
     # element-wise dc recurrence of the unrolled loop across steps and recomputes it for every
-    # step (O(T^2) work): measured 2x slower at the memory shape and 2.5x longer to compile.
+    # step (O(T^2) work): slower to run and to compile (benchmarks/RESULTS.md, notes).
     r = o * (1.0 - tanh_c * tanh_c)
     p = tf.concat([g, c_tm1, i, tanh_c], axis=1) * (1.0 - a * a) * derivative_scale
     dc = dc + dh * r
@@ -133,7 +133,7 @@ def _backward_step(dh, dc, a, c_tm1, c_t, derivative_scale):
 
 # The unrolled loops call the steps as (uncompiled) tf.functions: each step is traced once
 # and called T times, where inlined Python would trace T copies; XLA inlines the calls when it
-# compiles the loop, so the computation is the same (tracing measured 5 s -> 2.3 s at T=100).
+# compiles the loop, so the computation is the same, traced in about half the time.
 _forward_step_fn = tf.function(_forward_step, autograph=False)
 _backward_step_fn = tf.function(_backward_step, autograph=False)
 
@@ -174,44 +174,54 @@ def _backward_unrolled(dhs, dc_last, acts, cs, rk):
 
 
 # ----------------------------------------------------------------------------- while loop
-# For a dynamic (unknown when traced) or long T, or an unsplit batch; one chain (a while
-# body runs its kernels one after another, so splitting the batch would not help here).
+# For a dynamic (unknown when traced) or long T, or one core: the same chains, their steps run
+# in turn inside one tf.while_loop body (a while body runs its kernels one after another).
 
-def _forward_while(x, h0, c0, ks, rks, bs):
-    """x (T, B, n_in) -> hs (T+1, B, H), cs (T+1, B, H), a (T, B, 4H), as above."""
-    n_steps = tf.shape(x)[0]
-    xw = tf.reshape(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), ks) + bs,
-                    [n_steps, -1, rks.shape[1]])
+def _forward_while(xs, h0s, c0s, ks, rks, bs):
+    """As _forward_unrolled (per chain lists), with a tf.while_loop over the steps."""
+    n_steps = tf.shape(xs[0])[0]
+    xws = [tf.reshape(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), ks) + bs,
+                      [n_steps, -1, rks.shape[1]]) for x in xs]
 
     def body(t, h, c, hs, cs, acts):
-        h, c, a = _forward_step(xw[t], h, c, rks)
-        return t + 1, h, c, hs.write(t + 1, h), cs.write(t + 1, c), acts.write(t, a)
+        steps = [_forward_step(xw[t], h_k, c_k, rks) for xw, h_k, c_k in zip(xws, h, c)]
+        h, c, a = ([step[i] for step in steps] for i in range(3))
+        return (t + 1, h, c, [arr.write(t + 1, v) for arr, v in zip(hs, h)],
+                [arr.write(t + 1, v) for arr, v in zip(cs, c)],
+                [arr.write(t, v) for arr, v in zip(acts, a)])
 
-    hs = tf.TensorArray(DTYPE, size=n_steps + 1, element_shape=h0.shape).write(0, h0)
-    cs = tf.TensorArray(DTYPE, size=n_steps + 1, element_shape=c0.shape).write(0, c0)
-    acts = tf.TensorArray(DTYPE, size=n_steps, element_shape=[h0.shape[0], rks.shape[1]])
+    def array(size, first=None, shape=None):
+        arr = tf.TensorArray(DTYPE, size=size, element_shape=shape)
+        return arr if first is None else arr.write(0, first)
+
+    hs = [array(n_steps + 1, h0, h0.shape) for h0 in h0s]
+    cs = [array(n_steps + 1, c0, c0.shape) for c0 in c0s]
+    acts = [array(n_steps, shape=[h0.shape[0], rks.shape[1]]) for h0 in h0s]
     _, _, _, hs, cs, acts = tf.while_loop(lambda t, *_: t < n_steps, body,
-                                          [tf.constant(0), h0, c0, hs, cs, acts],
+                                          [tf.constant(0), list(h0s), list(c0s), hs, cs, acts],
                                           maximum_iterations=n_steps)
-    return hs.stack(), cs.stack(), acts.stack()
+    return ([arr.stack() for arr in hs], [arr.stack() for arr in cs],
+            [arr.stack() for arr in acts])
 
 
 def _backward_while(dhs, dc_last, acts, cs, rk):
-    """dhs (T, B, H) -> dz (T, B, 4H), dh0, dc0 (B, H), as above."""
-    n_steps = tf.shape(dhs)[0]
+    """As _backward_unrolled (per chain lists), with a tf.while_loop over the steps."""
+    n_steps = tf.shape(dhs[0])[0]
     derivative_scale = _gate_columns(rk.shape[0], 0.25, 1.0)
 
     def body(t, dh_rec, dc, dzs):
-        dz, dc = _backward_step(dhs[t] + dh_rec, dc, acts[t], cs[t], cs[t + 1],
-                                derivative_scale)
-        return t - 1, tf.matmul(dz, rk, transpose_b=True), dc, dzs.write(t, dz)
+        steps = [_backward_step(dh_k[t] + rec, dc_k, a_k[t], c_k[t], c_k[t + 1], derivative_scale)
+                 for dh_k, rec, dc_k, a_k, c_k in zip(dhs, dh_rec, dc, acts, cs)]
+        dz, dc = [step[0] for step in steps], [step[1] for step in steps]
+        return (t - 1, [tf.matmul(d, rk, transpose_b=True) for d in dz], dc,
+                [arr.write(t, d) for arr, d in zip(dzs, dz)])
 
+    dzs = [tf.TensorArray(DTYPE, size=n_steps, element_shape=a.shape[1:]) for a in acts]
     _, dh0, dc0, dzs = tf.while_loop(
         lambda t, *_: t >= 0, body,
-        [n_steps - 1, tf.zeros_like(dhs[0]), dc_last,
-         tf.TensorArray(DTYPE, size=n_steps, element_shape=acts.shape[1:])],
+        [n_steps - 1, [tf.zeros_like(d[0]) for d in dhs], list(dc_last), dzs],
         maximum_iterations=n_steps)
-    return dzs.stack(), dh0, dc0
+    return [arr.stack() for arr in dzs], dh0, dc0
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -226,21 +236,19 @@ def _split(t, rows, axis):
 def _lstm_forward(x, h0, c0, ks, rks, bs):
     """Per chain: hs (T+1, b, H), cs (T+1, b, H), a (T, b, 4H) (lists)."""
     rows = _chain_rows(h0.shape[0])
-    if _unrolled(x.shape[0], 1 if rows is None else len(rows)):
-        return _forward_unrolled(_split(x, rows, 1), _split(h0, rows, 0), _split(c0, rows, 0),
-                                 ks, rks, bs)
-    return tuple([v] for v in _forward_while(x, h0, c0, ks, rks, bs))
+    run = _forward_unrolled if _unrolled(x.shape[0], 1 if rows is None else len(rows)) \
+        else _forward_while
+    return run(_split(x, rows, 1), _split(h0, rows, 0), _split(c0, rows, 0), ks, rks, bs)
 
 
 def _lstm_backward(dhs, dc_last, acts, cs, rk):
     """Per chain dz (T, b, 4H) (list); dh0, dc0 (B, H). The chains are those of the
     forward pass (one per entry of `acts`)."""
-    if len(acts) == 1 and not _unrolled(acts[0].shape[0], 1):
-        dz, dh0, dc0 = _backward_while(dhs, dc_last, acts[0], cs[0], rk)
-        return [dz], dh0, dc0
     sizes = [a.shape[1] for a in acts]
-    dz, dh0, dc0 = _backward_unrolled(tf.split(dhs, sizes, axis=1),
-                                      tf.split(dc_last, sizes, axis=0), acts, cs, rk)
+    run = _backward_unrolled if _unrolled(acts[0].shape[0], len(acts)) else _backward_while
+    dhs = tf.split(dhs, sizes, axis=1) if len(acts) > 1 else [dhs]
+    dc_last = tf.split(dc_last, sizes, axis=0) if len(acts) > 1 else [dc_last]
+    dz, dh0, dc0 = run(dhs, dc_last, acts, cs, rk)
     return dz, tf.concat(dh0, 0), tf.concat(dc0, 0)
 
 

@@ -130,6 +130,22 @@ def summarise(results: dict[str, dict], problems: dict[str, str], cells: list[st
     return rows
 
 
+CURVE = ("accuracy_mean", "accuracy_min", "accuracy_max", "train_loss_mean", "n_runs", "n_missing")
+
+
+def curve_columns(rows: list[dict], cells: list[str], delays: list[int]) -> dict[str, list]:
+    """The curve as one row per delay and a column per cell and statistic (`lstm_accuracy_mean`,
+    ...), so that `dvc plots` draws one line per cell; an empty cell where no seed finished."""
+    by_point = {(r["cell"], r["blank_separation_len"]): r for r in rows}
+    columns = {"blank_separation_len": delays,
+               "memoryless_loss": [by_point[(cells[0], d)]["memoryless_loss"] for d in delays]}
+    for cell in cells:
+        for stat in CURVE:
+            values = [by_point[(cell, d)][stat] for d in delays]
+            columns[f"{cell}_{stat}"] = ["" if v is None else v for v in values]
+    return columns
+
+
 def write_summary(rows: list[dict], problems: dict[str, str], settings: dict,
                   paths: dict[str, str]) -> None:
     """The four outputs, each atomically; the JSON metrics last."""
@@ -145,8 +161,7 @@ def write_summary(rows: list[dict], problems: dict[str, str], settings: dict,
                 for c in cells}
 
     missing = {LABELS[c]: [r["n_missing"] for r in rows if r["cell"] == c] for c in cells}
-    write_csv(paths["csv"], {key: ["" if r[key] is None else r[key] for r in rows]
-                             for key in rows[0]})
+    write_csv(paths["csv"], curve_columns(rows, cells, delays))
     write_png(paths["png"], plotting.memory_capacity(
         delays, series("accuracy"), 1 / 8, series("train_loss"),
         [r["memoryless_loss"] for r in rows if r["cell"] == cells[0]], missing))

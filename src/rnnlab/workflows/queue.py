@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,6 @@ from typing import Any
 
 from rnnlab.pipeline.code_deps import declared, expand_stages, upstream_stages
 from rnnlab.pipeline.params import read_params
-from rnnlab.training import available_cores
 from rnnlab.workflows.dvc_commands import dvc, dvc_output, set_args
 
 FINISHED = ("Success", "Failed")
@@ -140,11 +138,10 @@ def clear(names: list[str]) -> None:
 
 
 def start_workers(jobs: int) -> None:
-    """`dvc queue start -j jobs`, each worker told its share of the cores (RNNLAB_CORES, unless
-    the caller set it): two trainings that each take both cores of a 2-core machine only get
-    in each other's way (benchmarks/RESULTS.md, sweeps)."""
-    share = os.environ.get("RNNLAB_CORES") or str(max(1, available_cores() // jobs))
-    dvc("queue", "start", "-j", str(jobs), quiet=True, env={"RNNLAB_CORES": share})
+    """`dvc queue start -j jobs`. Each worker uses every core, as `dvc repro` does, so a queued
+    experiment computes the very bits the same params give in the workspace (RNNLAB_CORES=1 in
+    the caller's environment would run the LSTM's one-core path instead: other last bits)."""
+    dvc("queue", "start", "-j", str(jobs), quiet=True)
 
 
 def queue_runs(runs: list[Run], jobs: int) -> dict[str, str]:
