@@ -7,7 +7,7 @@ machine and the commands. Writes it all to benchmarks/RESULTS.md above the "<!--
 marker, keeping the notes below it. Numbers, not a test: nothing here asserts.
 
 Run: .venv/bin/python benchmarks/run.py [--repeats N] [--skip-accuracy] [--skip-sizes]
-     [--quick-sizes] [--no-verify] [--no-write]
+     [--quick-sizes] [--no-verify] [--skip-sweep] [--no-write]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import bench_numpy
 import bench_sizes
 import bench_tf
+import sweep_overhead
 from common import load_average, machine, markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -63,6 +64,14 @@ GRAD_CAPTION = (
     "matmul FLOPs are those of the training step, so the fractions compare directly.")
 
 
+SWEEP_CAPTION = (
+    "Where a queued sweep experiment's time goes (benchmarks/sweep_overhead.py): capacity-grid "
+    "experiments (train_memory at the full grid's 15 epochs; LSTM and matched RNN at B = 5 and "
+    "40, seed 0) run through DVC's queue in a temporary clone, as `make capacity` runs them, "
+    "each stage's phases read from `dvc queue logs`. DVC's part is the worker time per "
+    "experiment left over by the stages.")
+
+
 def accuracy_table(numpy_s: float, lstm_s: float) -> str:
     """Seconds of training to the target accuracy (bench_numpy, bench_tf.time_to_accuracy)."""
     return markdown_table(["time to accuracy", "seconds of training", "target"], [
@@ -78,7 +87,8 @@ def commands() -> str:
     return (f"Commands: `.venv/bin/python {ran}` (`make bench` runs it without options); parts "
             "alone: `benchmarks/bench_numpy.py [--repeats N] [--time-to-accuracy]`, "
             "`benchmarks/bench_tf.py [--repeats N] [--no-tta]`, "
-            "`benchmarks/bench_sizes.py [--quick] [--no-verify]`.")
+            "`benchmarks/bench_sizes.py [--quick] [--no-verify]`, `benchmarks/sweep_overhead.py`; "
+            "one machine against two shards: `benchmarks/sweep_shards.py [--quick]`.")
 
 
 def write_results(text: str) -> Path:
@@ -97,6 +107,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick-sizes", action="store_true", help="the sweep with fewer points")
     parser.add_argument("--no-verify", action="store_true",
                         help="no real runs at the extrapolated 2 GiB lengths")
+    parser.add_argument("--skip-sweep", action="store_true",
+                        help="no breakdown of a queued sweep experiment's time")
     parser.add_argument("--no-write", action="store_true", help="print only, keep RESULTS.md")
     args = parser.parse_args(argv)
     started, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_average()
@@ -114,6 +126,8 @@ def main(argv=None) -> None:
         # last: the LSTM's run turns on TensorFlow's op determinism for the whole process
         report += ["", accuracy_table(bench_numpy.time_to_accuracy(),
                                       bench_tf.time_to_accuracy())]
+    if not args.skip_sweep:
+        report += ["", SWEEP_CAPTION, "", sweep_overhead.report([])]
     report += ["", f"Load average at the end: {load_average()}"]
     text = "\n".join(report)
     print(text)

@@ -90,42 +90,31 @@ def table(title: str, wall: float, rows: list[tuple[str, float]], n: int, jobs: 
     return "\n".join(lines)
 
 
-def measure(args, xla_cache: Path, label: str, prefix: str, share: str | None) -> str:
+def measure(args, xla_cache: Path, label: str, prefix: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         clone(repo)
         env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
                    RNNLAB_XLA_CACHE=str(xla_cache), DVC_NO_ANALYTICS="1")
         env.pop("RNNLAB_CORES", None)
-        if share:
-            env["RNNLAB_CORES"] = share
         wall = run_grid(repo, args, prefix, env)
         experiments = stage_timings(repo, prefix, env)
     return table(label, wall, breakdown(wall, experiments, args.jobs), len(experiments), args.jobs)
 
 
-def main(argv=None) -> str:
+def report(argv=None) -> str:
+    """The breakdown with XLA's compilation cache empty, then warm (as in a repeated sweep)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cells", nargs="+", default=["lstm", "rnn"])
     parser.add_argument("--delays", nargs="+", type=int, default=[5, 40])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--no-share", action="store_true",
-                        help="also measure workers that each use every core (RNNLAB_CORES unset)")
     args = parser.parse_args(argv)
-    reports = []
     with tempfile.TemporaryDirectory() as cache:
         cache = Path(cache)
-        reports.append(measure(args, cache, "XLA compilation cache empty", "cold", None))
-        reports.append(measure(args, cache, "the same again, cache warm", "warm", None))
-        if args.no_share:
-            cores = str(os.cpu_count() or 1)
-            reports.append(measure(args, cache, f"cache warm, each worker on all {cores} cores",
-                                   "noshare", cores))
-    text = "\n\n".join(reports)
-    print(text)
-    return text
+        return "\n\n".join([measure(args, cache, "XLA compilation cache empty", "cold"),
+                             measure(args, cache, "the same again, cache warm", "warm")])
 
 
 if __name__ == "__main__":
-    main()
+    print(report())

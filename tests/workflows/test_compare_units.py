@@ -70,3 +70,37 @@ def test_nested_metrics_are_flattened_and_shrink_factors_summarised():
     stats = summary["experiments"]["lstm"]
     assert stats["gradient_flow_memory.init.shrink_across_blanks"]["values"] == [4.0, 5.0]
     assert compare.flatten({"a": {"b": 1, "c": "x"}, "d": True}) == {"a.b": 1}
+
+
+class _FakeExperiment:
+    def __init__(self, files):
+        self.files = files
+
+    def read(self, path):
+        return self.files.get(path)
+
+
+def test_gradient_flow_figure_is_the_geometric_mean_over_seeds(tmp_path, monkeypatch):
+    import numpy as np
+
+    def csv(init, trained):
+        rows = [f"{t},{2 - t},{init[t]},{np.log10(init[t])},{trained[t]},{np.log10(trained[t])}"
+                for t in range(3)]
+        return "step,distance,grad_norm_init,log10_grad_norm_init,grad_norm_trained," \
+               "log10_grad_norm_trained\n" + "\n".join(rows) + "\n"
+
+    path = "plots/gradient_flow_memory.csv"
+    results = {"lstm-s0": _FakeExperiment({path: csv([1, 10, 100], [2, 2, 2])}),
+               "lstm-s1": _FakeExperiment({path: csv([100, 10, 1], [8, 8, 8])})}
+    seen = {}
+    monkeypatch.setattr(compare.plotting, "gradient_flow",
+                        lambda panels: seen.update(panels) or compare.plotting.plt.figure())
+    monkeypatch.setattr(compare, "FIGURES", tmp_path)
+    assert compare.gradient_flow_figure(results, [0, 1, 2]) == tmp_path / "gradient_flow.png"
+    (title, curves), = seen.items()  # the copy-task panel has no runs: left out
+    curve = curves["MyLSTMCell (n=2)"]
+    np.testing.assert_allclose(curve["distance"], [2, 1, 0])
+    np.testing.assert_allclose(curve["init"], [10, 10, 10])
+    np.testing.assert_allclose(curve["trained"], [4, 4, 4])
+    assert (tmp_path / "gradient_flow.png").stat().st_size > 1000
+    assert compare.gradient_flow_figure({}, [0]) is None

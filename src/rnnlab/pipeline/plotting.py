@@ -131,3 +131,26 @@ def memory_states(tokens, trace, n_symbols: int, title: str):
     norms.set_xlabel("input at each step: symbols 0-7, · blank, # delimiter")
     fig.suptitle(title)
     return fig
+
+
+def gradient_flow(panels: dict[str, dict[str, dict[str, np.ndarray]]]):
+    """||dL/dh_t|| against the distance back from the first recalled position, one panel per
+    task: dashed at initialisation, solid after training, one colour per model.
+
+    panels: {panel title: {model label: {"distance": (T,), "init": (T,), "trained": (T,)}}}.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5),
+                             layout="constrained", squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for label, curve in curves.items():
+            line, = ax.semilogy(curve["distance"], curve["trained"], marker="o", ms=3,
+                                label=f"{label}, trained")
+            ax.semilogy(curve["distance"], curve["init"], ls="--", color=line.get_color(),
+                        label=f"{label}, at init")
+        ax.invert_xaxis()  # time runs left to right; the gradient flows right to left
+        ax.set_xlabel("distance back from the first recalled position (time steps)")
+        ax.set_ylabel("mean ||dL/dh_t|| (recall loss)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig

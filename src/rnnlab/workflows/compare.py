@@ -20,16 +20,20 @@ already ran on this commit with the same params and code are not run again.
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from rnnlab.choices import RNN_INITS
 from rnnlab.errors import RnnlabError
 from rnnlab.pipeline.code_deps import upstream_sections
-from rnnlab.pipeline.files import atomic_output, write_json, write_text
+from rnnlab.pipeline import plotting
+from rnnlab.pipeline.files import atomic_output, write_json, write_png, write_text
 from rnnlab.pipeline.params import read_params, validate
 from rnnlab.workflows.dvc_commands import describe_failure, dvc_output
 from rnnlab.workflows.queue import Run, run_all
@@ -211,6 +215,37 @@ def keep_rnn_sine_figure(seed: int, out_dir: str = "dvc_plots/rnn_vs_lstm") -> P
     return Path(out_dir) / "index.html"
 
 
+GRADIENT_FIGURE = {  # panel title -> (the gradient-flow stage's plot data, {experiment: label})
+    "memory task, L = 8, B = 5 (TF cells, equal parameters)":
+        ("plots/gradient_flow_memory.csv", {"lstm": "MyLSTMCell", "rnn": "ReLU RNN"}),
+    "copy task, L = 13 (numpy RNN, project's regime)":
+        ("plots/gradient_flow_copy.csv", {"permutation": "permutation", "identity": "identity",
+                                          "gaussian": "gaussian"}),
+}
+
+
+def gradient_flow_figure(results: dict, seeds: list[int]) -> Path | None:
+    """docs/figures/gradient_flow.png: each model's ||dL/dh_t|| per step, the geometric mean
+    over the seeds that finished, from the plot data of the experiments' gradient-flow stages."""
+    panels = {}
+    for title, (path, labels) in GRADIENT_FIGURE.items():
+        curves = {}
+        for name, label in labels.items():
+            texts = [results[run].read(path) for run in (f"{name}-s{s}" for s in seeds)
+                     if run in results]
+            tables = [np.genfromtxt(io.StringIO(t), delimiter=",", names=True) for t in texts if t]
+            if tables:
+                curves[f"{label} (n={len(tables)})"] = {"distance": tables[0]["distance"], **{
+                    when: 10 ** np.mean([t[f"log10_grad_norm_{when}"] for t in tables], axis=0)
+                    for when in ("init", "trained")}}
+        if curves:
+            panels[title] = curves
+    if not panels:
+        return None
+    write_png(FIGURES / "gradient_flow.png", plotting.gradient_flow(panels))
+    return FIGURES / "gradient_flow.png"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per experiment (0..N-1)")
@@ -240,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     for pair in summary["pairs"]:
         print(f"compare: {pair['better']} beats {pair['than']} on {pair['metric']} in "
               f"{pair['holds']} of {pair['seeds']} seeds")
+    figure = gradient_flow_figure(results, seeds)
+    if figure:
+        print(f"compare: wrote {figure}")
     if "rnn" in names and "lstm" in names and f"rnn-s{seeds[0]}" in results:
         page = keep_rnn_sine_figure(seeds[0])
         print(f"compare: `dvc plots diff rnn-s{seeds[0]} lstm-s{seeds[0]}`: {page}")
