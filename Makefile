@@ -30,10 +30,10 @@ repro: setup
 	$(BIN)/dvc repro
 
 test: setup
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 test-fast: setup
-	$(BIN)/python -m pytest -n 2 -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -11,6 +11,22 @@ import pytest
 from helpers import Project, make_project
 
 
+# The longest tests go first, one to each pytest-xdist worker (it hands out the first tests in
+# turn): the sweep test, which needs no shared build, runs while the other worker builds it.
+LONGEST_FIRST = ("test_a_sweep_sharded_over_two_machines_equals_one_machine",
+                 "test_compare_summarises_seeds_and_reruns_nothing")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Longest first, then the other slow tests, then the fast ones (a stable sort)."""
+    def rank(item) -> int:
+        if item.originalname in LONGEST_FIRST:
+            return LONGEST_FIRST.index(item.originalname)
+        return len(LONGEST_FIRST) + (item.get_closest_marker("slow") is None)
+
+    items.sort(key=rank)
+
+
 def _built_once(shared_root) -> Project:
     """The tiny-params pipeline reproduced and committed once per test run: the first pytest
     worker to get here builds it, under a file lock; the others wait and reuse it."""

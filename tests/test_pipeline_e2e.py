@@ -41,7 +41,7 @@ def test_repro_again_does_nothing(built_project):
 
 @pytest.mark.parametrize("change, expected", [
     ({"numpy_rnn__hidden": 9}, {"check_params", "train_numpy_rnn", "gradient_flow_copy"}),
-    ({"tf_model__lstm_hidden": 5}, {"check_params", "train_sine", "train_memory",
+    ({"tf_model__seed": 5}, {"check_params", "train_sine", "train_memory",
                                     "gradient_flow_memory"}),
     ({"sine_task__n_train": 70}, {"check_params", "data@sine", "train_sine"}),
 ], ids=["numpy", "tf", "sine-data"])
