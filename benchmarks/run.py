@@ -2,12 +2,14 @@
 
 Prints, in one run: the training-step table (numpy RNN and LSTM against Keras, with achieved
 GFLOP/s against this machine's matmul rate at the same shapes), the same LSTM comparison for
-forward + backward alone, the cost-against-size sweep (bench_sizes), time to accuracy, the
-machine and the commands. Writes it all to benchmarks/RESULTS.md above the "<!-- notes -->"
+forward + backward alone, the LSTM core's layout variants (bench_lstm_choices), the
+cost-against-size sweep (bench_sizes), time to accuracy, where a queued sweep experiment's time
+goes (sweep_overhead), the machine and the commands. Writes it all to benchmarks/RESULTS.md above the "<!-- notes -->"
 marker, keeping the notes below it. Numbers, not a test: nothing here asserts.
 
 Run: .venv/bin/python benchmarks/run.py [--repeats N] [--skip-accuracy] [--skip-sizes]
-     [--quick-sizes] [--no-verify] [--skip-sweep] [--no-write]
+     [--quick-sizes] [--no-verify] [--skip-choices] [--skip-sweep]
+     [--no-write]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import bench_lstm_choices
 import bench_numpy
 import bench_sizes
 import bench_tf
@@ -87,7 +90,8 @@ def commands() -> str:
     return (f"Commands: `.venv/bin/python {ran}` (`make bench` runs it without options); parts "
             "alone: `benchmarks/bench_numpy.py [--repeats N] [--time-to-accuracy]`, "
             "`benchmarks/bench_tf.py [--repeats N] [--no-tta]`, "
-            "`benchmarks/bench_sizes.py [--quick] [--no-verify]`, `benchmarks/sweep_overhead.py`; "
+            "`benchmarks/bench_sizes.py [--quick] [--no-verify]`, "
+            "`benchmarks/bench_lstm_choices.py`, `benchmarks/sweep_overhead.py`; "
             "one machine against two shards: `benchmarks/sweep_shards.py [--quick]`.")
 
 
@@ -107,6 +111,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick-sizes", action="store_true", help="the sweep with fewer points")
     parser.add_argument("--no-verify", action="store_true",
                         help="no real runs at the extrapolated 2 GiB lengths")
+    parser.add_argument("--skip-choices", action="store_true",
+                        help="no timing of the LSTM core's layout variants")
     parser.add_argument("--skip-sweep", action="store_true",
                         help="no breakdown of a queued sweep experiment's time")
     parser.add_argument("--no-write", action="store_true", help="print only, keep RESULTS.md")
@@ -120,6 +126,8 @@ def main(argv=None) -> None:
               f"Machine: {machine()}", commands(), "",
               step_caption(args.repeats), "", speed_table(numpy_rows + lstm_rows["train"]), "",
               GRAD_CAPTION, "", speed_table(lstm_rows["grad"])]
+    if not args.skip_choices:
+        report += ["", bench_lstm_choices.run(args.repeats)]
     if not args.skip_sizes:
         report += ["", bench_sizes.report(quick=args.quick_sizes, check=not args.no_verify)]
     if not args.skip_accuracy:

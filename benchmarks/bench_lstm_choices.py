@@ -1,0 +1,82 @@
+"""The LSTM core's two layout choices, measured: its batch cut into two chains or not, and the
+time loop unrolled in Python or one tf.while_loop (rnnlab.tf_rnn.cores).
+
+Each variant runs in a process of its own (the step functions are traced once per process),
+with cores.N_CHAINS / cores.UNROLL_MAX_STEPS set before the model is built: the time of the
+first training step (tracing + XLA compilation, with an empty compilation cache) and the median
+training step after it, at the two bench shapes of bench_tf.
+
+    python benchmarks/bench_lstm_choices.py [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import markdown_table
+
+# name -> (N_CHAINS, UNROLL_MAX_STEPS); the first is the default of rnnlab.tf_rnn.cores.
+VARIANTS = {
+    "two chains, unrolled (the default)": (2, 128),
+    "two chains, one while loop": (2, 0),
+    "one chain, one while loop": (1, 0),
+}
+
+
+def measure(variant: str, case_index: int, repeats: int) -> dict:
+    """In this process: first-step and median step time of one variant at one shape."""
+    import bench_tf
+    from common import median_ms
+    from rnnlab.tf_rnn import cores
+
+    cores.N_CHAINS, cores.UNROLL_MAX_STEPS = VARIANTS[variant]
+    _, B, T, D, H, O, loss = bench_tf.CASES[case_index]
+    step = bench_tf.lstm_steps(B, T, D, H, O, loss, sides=("rnnlab",), parts=("train",))
+    step = step["rnnlab train"]
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    return {"first_s": first, "step_ms": median_ms(step, warmup=2, repeats=repeats)}
+
+
+def run(repeats: int = 20) -> str:
+    """Every variant at every shape, each in a fresh process with an empty XLA cache."""
+    import bench_tf
+
+    rows = []
+    for index, case in enumerate(bench_tf.CASES):
+        for variant in VARIANTS:
+            with tempfile.TemporaryDirectory() as cache:
+                env = dict(os.environ, RNNLAB_XLA_CACHE=cache, TF_CPP_MIN_LOG_LEVEL="3")
+                out = subprocess.run([sys.executable, __file__, "--one", variant, str(index),
+                                      str(repeats)], env=env, capture_output=True, text=True,
+                                     check=True).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            rows.append([case[0], variant, f"{result['step_ms']:.2f}", f"{result['first_s']:.1f}"])
+    return ("The LSTM core's layout choices (benchmarks/bench_lstm_choices.py): median training "
+            f"step over {repeats} calls, and the first step (tracing + XLA compilation, empty "
+            "cache), each variant in a fresh process.\n\n"
+            + markdown_table(["case", "variant", "step ms", "first step s"], rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--one", nargs=3, metavar=("VARIANT", "CASE", "REPEATS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        variant, case, repeats = args.one
+        print(json.dumps(measure(variant, int(case), int(repeats))))
+    else:
+        print(run(args.repeats))
+
+
+if __name__ == "__main__":
+    main()
