@@ -25,6 +25,7 @@ import numpy as np
 
 from common import (PARAMS_FILE, gflop_rate, interleaved_median_ms, matmul_gflops,
                     onehot_batch)
+from rnnlab.numpy_rnn import _threads
 from rnnlab.numpy_rnn._threads import blas_threads
 from rnnlab.numpy_rnn.model import RNNClassifier
 from rnnlab.numpy_rnn.optimizers import Adam
@@ -146,6 +147,27 @@ def time_to_accuracy(target: float = 0.90, eval_every: int = 500,
     return float("inf") if clock["reached"] is None else clock["reached"]
 
 
+def split_threshold_rows(repeats: int = 20) -> list[list[str]]:
+    """The numpy step at each case with the products split over the cores from
+    _threads.PARALLEL_MIN_MACS multiply-adds (the default), always, and never; alternating
+    rounds, median ms. Shows where handing work to a second thread pays."""
+    default = _threads.PARALLEL_MIN_MACS
+    rows = []
+    for name, B, T, V, H in CASES:
+        steps = {}
+        for label, threshold in (("default", default), ("always", 0), ("never", 1 << 62)):
+            def step(threshold=threshold, run=numpy_step(B, T, V, H)):
+                _threads.PARALLEL_MIN_MACS = threshold
+                try:
+                    return run()
+                finally:
+                    _threads.PARALLEL_MIN_MACS = default
+            steps[label] = step
+        ms = interleaved_median_ms(steps, repeats)
+        rows.append([name] + [f"{ms[label]:.2f}" for label in ("default", "always", "never")])
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
@@ -157,6 +179,8 @@ def main(argv=None) -> None:
               f"{row['reference_ms']:8.2f} ms   speed-up "
               f"{row['reference_ms'] / row['rnnlab_ms']:5.2f}x   "
               f"{row['gflops']:6.1f} of {row['peak_gflops']:6.1f} GFLOP/s")
+    for row in split_threshold_rows(args.repeats):
+        print("split over the cores (default / always / never): " + " ".join(row))
     if args.time_to_accuracy:
         print(f"time to 0.90 accuracy: {time_to_accuracy():.1f} s")
 

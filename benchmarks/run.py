@@ -67,6 +67,13 @@ GRAD_CAPTION = (
     "matmul FLOPs are those of the training step, so the fractions compare directly.")
 
 
+SPLIT_CAPTION = (
+    "Where the numpy RNN's products are split over the cores (bench_numpy.split_threshold_rows,"
+    " timed before TensorFlow runs anything): the same training step with the split from "
+    "rnnlab.numpy_rnn._threads.PARALLEL_MIN_MACS multiply-adds (the default), for every "
+    "product, and never; alternating rounds, median.")
+
+
 SWEEP_CAPTION = (
     "Where a queued sweep experiment's time goes (benchmarks/sweep_overhead.py): capacity-grid "
     "experiments (train_memory at the full grid's 15 epochs; LSTM and matched RNN at B = 5 and "
@@ -120,12 +127,15 @@ def main(argv=None) -> None:
     started, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_average()
     # numpy's matmul rates before TensorFlow runs (its idle threads slow numpy down)
     numpy_rates, lstm_rates = bench_numpy.matmul_rates(), bench_tf.matmul_rates()
+    split_rows = bench_numpy.split_threshold_rows(args.repeats)
     numpy_rows = bench_numpy.run_cases(args.repeats, numpy_rates)
     lstm_rows = bench_tf.run_cases(args.repeats, lstm_rates)
     report = [f"Run: {started}; load average at start {load}",
               f"Machine: {machine()}", commands(), "",
               step_caption(args.repeats), "", speed_table(numpy_rows + lstm_rows["train"]), "",
-              GRAD_CAPTION, "", speed_table(lstm_rows["grad"])]
+              GRAD_CAPTION, "", speed_table(lstm_rows["grad"]), "", SPLIT_CAPTION, "",
+              markdown_table(["case", "default ms", "always split ms", "never split ms"],
+                             split_rows)]
     if not args.skip_choices:
         report += ["", bench_lstm_choices.run(args.repeats)]
     if not args.skip_sizes:
