@@ -7,6 +7,7 @@ in a temporary clone of this repository, as `make capacity` does, and reads ever
 time left over by the stages: queueing, starting a worker, copying the workspace, committing.
 
     python benchmarks/sweep_overhead.py [--jobs 2] [--cells lstm rnn] [--delays 5 40]
+    python benchmarks/sweep_overhead.py --existing cap --wall 794   # a sweep that already ran
 """
 
 from __future__ import annotations
@@ -116,5 +117,22 @@ def report(argv=None) -> str:
                              measure(args, cache, "the same again, cache warm", "warm")])
 
 
+def existing(prefix: str, wall: float, jobs: int) -> str:
+    """The same breakdown for the experiments of `prefix` already in this repository's queue
+    (e.g. `make capacity`'s `cap`), given the wall time the sweep printed."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    experiments = stage_timings(REPO, prefix, env)
+    return table(f"`{prefix}` experiments in this repository's queue", wall,
+                 breakdown(wall, experiments, jobs), len(experiments), jobs)
+
+
 if __name__ == "__main__":
-    print(report())
+    if len(sys.argv) > 1 and sys.argv[1] == "--existing":
+        parser = argparse.ArgumentParser(description="the breakdown of a sweep that already ran")
+        parser.add_argument("--existing", metavar="PREFIX", required=True)
+        parser.add_argument("--wall", type=float, required=True, help="its wall time, seconds")
+        parser.add_argument("--jobs", type=int, default=2)
+        args = parser.parse_args()
+        print(existing(args.existing, args.wall, args.jobs))
+    else:
+        print(report())

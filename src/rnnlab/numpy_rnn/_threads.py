@@ -23,7 +23,7 @@ from rnnlab.training import available_cores
 # Work (multiply-adds) from which a product or a time loop is split over the cores: below it,
 # handing work to another thread costs more than it saves. The copy task's whole step (B=64,
 # H=50, T=27: 4.3M for the stacked weight gradients) stays on one thread, which was faster
-# than splitting those products (benchmarks/RESULTS.md, notes); B=256, H=256 is split.
+# than splitting those products (benchmarks/RESULTS.md, the split table); B=256, H=256 is split.
 PARALLEL_MIN_MACS = 1 << 23
 
 

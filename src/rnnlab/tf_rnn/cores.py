@@ -4,7 +4,7 @@
 time-major input and are `tf.custom_gradient` functions: their backward pass is BPTT written
 out (as in the numpy cell), not TensorFlow differentiating a loop. The equations live in the
 step functions (`_forward_step`, `_backward_step` for the LSTM); the rest arranges them for a
-CPU under XLA, each choice measured (benchmarks/RESULTS.md):
+CPU under XLA (the chains and the unrolled loop measured in benchmarks/RESULTS.md):
 
   * one matmul per step computes all four LSTM gates (4H columns), and one tanh activates them
     (sigmoid(z) = (1 + tanh(z/2)) / 2, the 1/2 folded into the weights' i, f, o columns);
@@ -77,8 +77,9 @@ def _chain_rows(batch_size):
 
 def _unrolled(n_steps, n_chains):
     """Unroll in Python? Only for a static T, a split batch and more than one core: the
-    unrolled loop pays off through the chains running side by side; otherwise the while loop
-    is faster and compiles many times quicker (benchmarks/RESULTS.md, notes)."""
+    unrolled loop pays off through the chains running side by side; otherwise there is nothing
+    to overlap, and the while loop compiles many times quicker (benchmarks/RESULTS.md: the
+    layout variants)."""
     return n_steps is not None and n_steps <= UNROLL_MAX_STEPS and n_chains > 1 and CORES > 1
 
 
@@ -118,7 +119,7 @@ def _backward_step(dh, dc, a, c_tm1, c_t, derivative_scale):
     # Written as "factors times [dc, dc, dc, dh]" on purpose: with the products inside the
     # concat instead (dz = [dc g, dc c_{t-1}, dc i, dh tanh(c_t)] * ...), XLA fuses the purely
     # element-wise dc recurrence of the unrolled loop across steps and recomputes it for every
-    # step (O(T^2) work): slower to run and to compile (benchmarks/RESULTS.md, notes).
+    # step (O(T^2) work): slower to run and to compile.
     r = o * (1.0 - tanh_c * tanh_c)
     p = tf.concat([g, c_tm1, i, tanh_c], axis=1) * (1.0 - a * a) * derivative_scale
     dc = dc + dh * r
