@@ -104,13 +104,20 @@ def measure(args, xla_cache: Path, label: str, prefix: str) -> str:
 
 
 def report(argv=None) -> str:
-    """The breakdown with XLA's compilation cache empty, then warm (as in a repeated sweep)."""
+    """The breakdown with XLA's compilation cache empty, then warm (as in a repeated sweep); or,
+    with --existing PREFIX --wall SECONDS, of a sweep that already ran in this repository."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cells", nargs="+", default=["lstm", "rnn"])
     parser.add_argument("--delays", nargs="+", type=int, default=[5, 40])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--existing", metavar="PREFIX", help="experiments already in the queue")
+    parser.add_argument("--wall", type=float, help="with --existing: the sweep's wall time, s")
     args = parser.parse_args(argv)
+    if args.existing:
+        if args.wall is None:
+            parser.error("--existing needs --wall (the seconds the sweep printed)")
+        return existing(args.existing, args.wall, args.jobs)
     with tempfile.TemporaryDirectory() as cache:
         cache = Path(cache)
         return "\n\n".join([measure(args, cache, "XLA compilation cache empty", "cold"),
@@ -127,12 +134,4 @@ def existing(prefix: str, wall: float, jobs: int) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--existing":
-        parser = argparse.ArgumentParser(description="the breakdown of a sweep that already ran")
-        parser.add_argument("--existing", metavar="PREFIX", required=True)
-        parser.add_argument("--wall", type=float, required=True, help="its wall time, seconds")
-        parser.add_argument("--jobs", type=int, default=2)
-        args = parser.parse_args()
-        print(existing(args.existing, args.wall, args.jobs))
-    else:
-        print(report())
+    print(report())

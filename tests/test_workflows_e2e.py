@@ -58,15 +58,14 @@ def test_compare_summarises_seeds_and_reruns_nothing(built_copy):
 # Is identity-s0 current with the workspace's code, for its own stages, and for stages that do
 # not import the changed cell (data@sine)? Run inside the project.
 STALE = """
-from rnnlab.pipeline.code_deps import upstream_stages
 from rnnlab.pipeline.params import read_params
 from rnnlab.workflows import compare, queue
 run = compare.runs_for(["identity"], [0])[0]
-exp = queue.experiments([run.name])[run.name]
-params = queue.expected_params(read_params(), run.overrides)
-print(exp.is_current(params, upstream_stages(list(run.targets))))
-print(exp.is_current(params, upstream_stages(["data@sine"])))
+exp, workspace = queue.experiments([run.name])[run.name], read_params()
+print(exp.is_current_for(run, workspace))
+print(exp.is_current_for(queue.Run(run.name, run.overrides, ("data@sine",)), workspace))
 """
+
 
 def _clone(origin: Path, dest: Path, store: Path) -> Project:
     subprocess.run(["git", "clone", "-q", str(origin), str(dest)], check=True)

@@ -107,4 +107,3 @@ def test_train_rejects_bad_arguments():
             train(model, MEMORY_LOSS, x, y, **args)
     with pytest.raises(ValueError, match="input features"):
         train(model, MEMORY_LOSS, x[..., :3], y, epochs=1, batch_size=4, learning_rate=1e-3)
-

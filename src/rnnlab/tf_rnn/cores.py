@@ -14,7 +14,8 @@ CPU under XLA (the chains and the unrolled loop measured in benchmarks/RESULTS.m
   * the weight gradients are one matmul over all stacked time steps after the loop;
   * the LSTM's batch is cut into N_CHAINS = 2 independent recurrences ("chains"): rows of a
     batch never interact, and XLA runs independent kernels side by side, so on two cores the
-    chains share them where one recurrence alone (a chain of small dependent kernels) uses one. Chains only overlap outside a while loop, so with a static number of steps
+    chains share them where one recurrence alone (a chain of small dependent kernels) uses
+    one. Chains only overlap outside a while loop, so with a static number of steps
     (<= UNROLL_MAX_STEPS) the time loop is unrolled in Python; otherwise one tf.while_loop
     runs the same step functions. Unrolling costs compilation time (XLA's persistent cache,
     rnnlab.tf_rnn._tf, pays it once per shape).
@@ -33,7 +34,8 @@ from rnnlab.tf_rnn._tf import CORES, DTYPE, tf
 # a CPU spends its time at these sizes. Off only to debug.
 JIT_LOOPS = True
 # Independent batch chunks of the LSTM: two, run side by side on two or more cores (unrolled),
-# in turn in a while loop on one core, where that is faster (the two loops' last bits differ).
+# in turn in a while loop on one core, where nothing overlaps and the while loop compiles much
+# quicker (the two loops' last bits differ).
 N_CHAINS = 2
 MIN_CHAIN_ROWS = 8        # batches under N_CHAINS * MIN_CHAIN_ROWS rows are not split
 UNROLL_MAX_STEPS = 128    # unroll the time loop (split batches only) up to this many steps

@@ -29,8 +29,7 @@ from typing import Any
 
 from rnnlab.pipeline.params import read_params
 from rnnlab.workflows.dvc_commands import describe_failure, dvc, key_value
-from rnnlab.pipeline.code_deps import upstream_stages
-from rnnlab.workflows.queue import Run, expected_params, experiments, run_all
+from rnnlab.workflows.queue import Run, experiments, run_all
 
 CELLS = {
     "rnn": {"tf_model.cell": "rnn", "tf_model.rnn_init": "orthogonal",
@@ -216,8 +215,7 @@ def collected(runs: list[Run], remote: str) -> tuple[dict, dict]:
         exp = found.get(run.name)
         if exp is None:
             problems[run.name] = f"missing: no finished run of it on {remote}"
-        elif not exp.is_current(expected_params(workspace, run.overrides),
-                                upstream_stages(list(run.targets))):
+        elif not exp.is_current_for(run, workspace):
             problems[run.name] = f"stale: the run on {remote} used other params or code"
         else:
             results[run.name] = exp

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.pipeline.code_deps import declared, expand_stages, upstream_stages
-from rnnlab.pipeline.params import read_params
+from rnnlab.pipeline.params import parse_yaml, read_params
 from rnnlab.workflows.dvc_commands import dvc, dvc_output, set_args
 
 FINISHED = ("Success", "Failed")
@@ -77,6 +77,12 @@ class Experiment:
                 found[path] = json.loads(text)
         return found
 
+    def is_current_for(self, run: Run, workspace: dict) -> bool:
+        """True if it is `run` as the workspace would run it now: params.yaml with the run's
+        overrides, and the current code of the stages it runs and of those upstream."""
+        return self.is_current(expected_params(workspace, run.overrides),
+                               upstream_stages(list(run.targets)))
+
     def is_current(self, params: dict, stages: dict[str, dict]) -> bool:
         """True if it ran with exactly these params and with the workspace's current version of
         every code file (src/, stages/) that these stages depend on, per its dvc.lock."""
@@ -92,8 +98,6 @@ class Experiment:
 
 
 def yaml_load(text: str | None):
-    from rnnlab.pipeline.params import parse_yaml
-
     return None if text is None else parse_yaml(text, "experiment")
 
 
@@ -218,8 +222,8 @@ def run_all(runs: list[Run], jobs: int, desc: str) -> tuple[dict[str, Experiment
     current already and did not run again]).
     """
     workspace, before = read_params(), experiments([run.name for run in runs])
-    current = [run.name for run in runs if run.name in before and before[run.name].is_current(
-        expected_params(workspace, run.overrides), upstream_stages(list(run.targets)))]
+    current = [run.name for run in runs
+               if run.name in before and before[run.name].is_current_for(run, workspace)]
     todo = [run for run in runs if run.name not in current]
     tasks = {}
     if todo:
