@@ -79,7 +79,8 @@ def test_plots_show_lists_every_declared_chart_with_data(built_project):
             else:
                 assert Path(built_project.root / entry["url"]).stat().st_size > 1000
     loss = data["Training loss, TF cell (memory task)"][0]["content"]["data"]["values"]
-    assert [row["step"] for row in loss] == ["1", "2"]  # one point per logged window
+    # one point per logged window: here one per step (64 sequences in batches of 8)
+    assert [row["step"] for row in loss] == [str(step) for step in range(1, 9)]
     vega = [name for name in names if data[name][0].get("type") == "vega"]
     assert len(vega) == 13  # and 4 PNGs
     # Gradient flow and gates: a point for every time step (T = 2L+1 = 7 copy, 2L+B+1 = 6 memory)

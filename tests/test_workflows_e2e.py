@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 # Tiny settings for every capacity run, on top of --quick (`-S` wins over the grid's own).
 TINY = ["-S", "memory_task.n_train=64", "-S", "memory_task.n_test=32",
         "-S", "memory_task.to_remember_len=2", "-S", "tf_model.lstm_hidden=4",
-        "-S", "tf_memory.epochs=1", "-S", "tf_memory.batch_size=32"]
+        "-S", "tf_memory.epochs=1", "-S", "tf_memory.batch_size=8"]
 GRID = ["--quick", "--cells", "lstm", "--delays", "0", "2", "--seeds", "0", *TINY]
 
 

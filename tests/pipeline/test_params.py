@@ -173,10 +173,10 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
 
 def test_set_overrides_are_read_like_params_yaml():
     # `python -m rnnlab.workflows.capacity -S section.key=value` reads the value with the params loader
-    # and hands it to `dvc exp run -S` in a form DVC reads back as the same value.
+    # and hands it to DVC's `exp run -S` in a form DVC reads back as the same value.
     import argparse
 
-    from rnnlab.workflows.dvc_commands import key_value, set_args
+    from rnnlab.workflows.dvc_commands import key_value, set_values
 
     assert key_value("tf_memory.learning_rate=1e-3") == ("tf_memory.learning_rate", 0.001)
     assert key_value("tf_memory.learning_rate=1e38") == ("tf_memory.learning_rate", 1e38)
@@ -186,8 +186,8 @@ def test_set_overrides_are_read_like_params_yaml():
     assert key_value("tf_memory.epochs=15") == ("tf_memory.epochs", 15)
     with pytest.raises(argparse.ArgumentTypeError, match="-S tf_model.cell: not valid YAML"):
         key_value("tf_model.cell=[rnn")
-    assert set_args({"a.lr": 1e38, "a.flag": False, "a.cell": "rnn"}) == [
-        "-S", "a.lr=1e+38", "-S", "a.flag=false", "-S", "a.cell=rnn"]
+    assert set_values({"a.lr": 1e38, "a.flag": False, "a.cell": "rnn"}) == [
+        "a.lr=1e+38", "a.flag=false", "a.cell=rnn"]
 
 
 def test_unsafe_yaml_and_broken_yaml_are_refused(tmp_path):

@@ -1,13 +1,16 @@
 """Running dvc from rnnlab's workflows (compare, capacity, the plots template).
 
-Every call goes through this environment's dvc, with this environment's bin directory first on
-PATH: DVC's queue workers start `dvc` by name and the stages run `python stages/...`, so without
+Every dvc command goes through this environment's dvc, with this environment's bin directory
+first on PATH: DVC's queue workers start `dvc` by name and the stages run `python stages/...`, so without
 it `python -m rnnlab.capacity` from a shell where the venv is not activated would queue
 experiments that no worker ever picks up. Commands are argument lists, never shell strings.
+Queueing experiments goes through DVC's Python API instead (rnnlab.workflows.queue.queue_runs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shlex
 import subprocess
@@ -49,16 +52,29 @@ def describe_failure(exc: subprocess.CalledProcessError) -> str:
     return f"`{command}` failed with exit {exc.returncode}"
 
 
-def set_args(overrides: dict) -> list[str]:
-    """`-S key=value` arguments of `dvc exp run` for {params.yaml key: value}."""
-    args = []
+def set_values(overrides: dict) -> list[str]:
+    """`key=value` strings (what `-S` takes) for {params.yaml key: value}."""
+    values = []
     for key, value in overrides.items():
         if isinstance(value, bool) or value is None:  # YAML true, false and null
             text = "null" if value is None else str(value).lower()
         else:
             text = str(value)
-        args += ["-S", f"{key}={text}"]
-    return args
+        values.append(f"{key}={text}")
+    return values
+
+
+@contextlib.contextmanager
+def quiet_dvc():
+    """DVC's Python API with its loggers at ERROR, as quiet as `quiet=True` makes a dvc command
+    (its console output is off unless the dvc command line turns it on)."""
+    logger = logging.getLogger("dvc")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def key_value(text: str) -> tuple[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from rnnlab.pipeline.code_deps import declared, expand_stages, upstream_stages
 from rnnlab.pipeline.params import parse_yaml, read_params
-from rnnlab.workflows.dvc_commands import dvc, dvc_output, set_args
+from rnnlab.workflows.dvc_commands import dvc, dvc_output, quiet_dvc, set_values
 
 FINISHED = ("Success", "Failed")
 TASK_ID = re.compile(r"[0-9a-f]{7,}")
@@ -150,46 +150,97 @@ def start_workers(jobs: int) -> None:
 
 def queue_runs(runs: list[Run], jobs: int) -> dict[str, str]:
     """Queue the runs (earlier experiments of their names are replaced) and start `jobs`
-    workers as soon as there is work for them; return {name: task id}."""
+    workers as soon as there is work for them; return {name: task id}.
+
+    Queued through DVC's Python API, the very call `dvc exp run --queue -n NAME -S ...` makes:
+    a `dvc` process per run would cost ~1.1 s of CPU more each (a new interpreter importing
+    DVC), taken from the experiments already training on the same cores."""
+    from dvc.repo import Repo
+
     names = [run.name for run in runs]
     clear(names)
     listed_before = {task for task, _, _ in queue_tasks()}
-    for i, run in enumerate(runs):
-        dvc("exp", "run", "--queue", "-n", run.name, *set_args(run.overrides), *run.targets,
-            quiet=True)
-        if i + 1 == jobs:  # queueing the rest takes ~2 s each: let the workers run meanwhile
-            start_workers(jobs)
+    with Repo() as repo, quiet_dvc():
+        for i, run in enumerate(runs):
+            repo.experiments.run(targets=list(run.targets) or None, name=run.name, queue=True,
+                                 params=set_values(run.overrides))
+            if i + 1 == jobs:  # let the workers run while the rest are queued
+                start_workers(jobs)
     # Idle workers exit after ~10 s; this start is a no-op unless they did (or jobs > runs).
     start_workers(jobs)
     return {name: task for task, name, _ in queue_tasks()
             if task not in listed_before and name in names}
 
 
-def wait(tasks: dict[str, str], jobs: int, desc: str, poll_seconds: float = 5.0,
-         stall_polls: int = 24) -> None:
+# DVC's local celery queue writes one file here for every task that finishes (success or
+# failure). Listing it costs microseconds where `dvc queue status` costs a second of CPU, which
+# every poll would take from the experiments training on the same cores.
+CELERY_RESULTS = Path(".dvc/tmp/exps/celery/result")
+
+
+def finished_marker() -> frozenset | None:
+    """The names in DVC's task-result folder (changes when a task finishes), or None if this DVC
+    keeps none there."""
+    try:
+        return frozenset(p.name for p in CELERY_RESULTS.iterdir())
+    except OSError:
+        return None
+
+
+def sleep_until_a_task_finishes(longest: float, tick: float = 0.5) -> bool:
+    """Sleep until the task-result folder changes (True), at most `longest` seconds (False)."""
+    marker, deadline = finished_marker(), time.monotonic() + longest
+    while time.monotonic() < deadline:
+        time.sleep(tick)
+        if finished_marker() != marker:
+            return True
+    return False
+
+
+def wait(tasks: dict[str, str], jobs: int, desc: str, status_seconds: float = 30.0,
+         stall_seconds: float = 120.0) -> None:
     """Block until every task has finished (Success or Failed), with a progress bar.
 
-    Work queued with nothing running for `stall_polls` polls in a row (the workers were
-    stopped, or could not start) gets one `dvc queue start`; if that does not help either,
-    it is an error rather than a wait without end.
+    `dvc queue status` runs when a task has finished (DVC's result folder changed) and at least
+    every `status_seconds` (every 5 s where there is no such folder). Work queued with nothing
+    running for `stall_seconds / 2` (the workers were stopped, or could not start) gets one
+    `dvc queue start`; after `stall_seconds` it is an error rather than a wait without end.
     """
     from tqdm import tqdm
 
-    idle_polls = 0
+    idle_since, changed = None, False
     with tqdm(total=len(tasks), desc=desc, unit="exp", file=sys.stdout) as bar:
         while True:
             status = {task: st for task, _, st in queue_tasks()}
             ours = [status.get(task, "Missing") for task in tasks.values()]
-            bar.update(sum(st in FINISHED for st in ours) - bar.n)
+            finished = sum(st in FINISHED for st in ours)
+            progressed = finished > bar.n
+            bar.update(finished - bar.n)
             if not any(st in ("Queued", "Running") for st in ours):
                 return
-            idle_polls = 0 if "Running" in status.values() else idle_polls + 1
-            if idle_polls == stall_polls // 2:
-                start_workers(jobs)
-            elif idle_polls >= stall_polls:
-                raise RuntimeError("experiments are queued but no worker runs them; see "
-                                   "`dvc queue status` and .dvc/tmp/exps/celery/*.out")
-            time.sleep(poll_seconds)
+            idle_since = _check_workers(idle_since, "Running" in status.values(), jobs,
+                                        stall_seconds)
+            # A result file can land a moment before the status says Success: look again soon.
+            longest = 2.0 if changed and not progressed else status_seconds
+            changed = sleep_until_a_task_finishes(longest if finished_marker() is not None
+                                                  else 5.0)
+
+
+def _check_workers(idle_since: float | None, running: bool, jobs: int,
+                   stall_seconds: float) -> float | None:
+    """Restart the workers once half of `stall_seconds` has passed with work queued and none
+    running; raise after all of it. Returns when the idle time began (None: not idle)."""
+    if running:
+        return None
+    now = time.monotonic()
+    if idle_since is None:
+        return now
+    if now - idle_since >= stall_seconds:
+        raise RuntimeError("experiments are queued but no worker runs them; see "
+                           "`dvc queue status` and .dvc/tmp/exps/celery/*.out")
+    if now - idle_since >= stall_seconds / 2:
+        start_workers(jobs)  # a no-op while workers run; idle ones exit after ~10 s
+    return idle_since
 
 
 def stop(names: list[str]) -> None:
