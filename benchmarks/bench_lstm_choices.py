@@ -4,7 +4,7 @@ time loop unrolled in Python or one tf.while_loop (rnnlab.tf_rnn.cores).
 Each variant runs in a process of its own (the step functions are traced once per process),
 with cores.N_CHAINS / cores.UNROLL_MAX_STEPS set before the model is built: the time of the
 first training step (tracing + XLA compilation, with an empty compilation cache) and the median
-training step after it, at the two bench shapes of bench_tf.
+training step after it, at the two bench shapes of bench_tf and at the pipeline's own.
 
     python benchmarks/bench_lstm_choices.py [--repeats 20]
 """
@@ -29,6 +29,20 @@ VARIANTS = {
 }
 
 
+# The pipeline's own shapes (params.yaml: batch_size 100, lstm_hidden 96; the memory task at
+# blank_separation_len 5 and at the capacity sweep's longest, 80), next to bench_tf's.
+PIPELINE_CASES = [
+    ("LSTM pipeline sine B=100 T=100 in=1 H=96", 100, 100, 1, 96, 1, "mse"),
+    ("LSTM pipeline memory B=100 T=22 in=10 H=96", 100, 22, 10, 96, 10, "ce"),
+    ("LSTM capacity memory B=100 T=97 in=10 H=96", 100, 97, 10, 96, 10, "ce"),
+]
+
+
+def cases() -> list:
+    import bench_tf
+    return bench_tf.CASES + PIPELINE_CASES
+
+
 def measure(variant: str, case_index: int, repeats: int) -> dict:
     """In this process: first-step and median step time of one variant at one shape."""
     import bench_tf
@@ -36,7 +50,7 @@ def measure(variant: str, case_index: int, repeats: int) -> dict:
     from rnnlab.tf_rnn import cores
 
     cores.N_CHAINS, cores.UNROLL_MAX_STEPS = VARIANTS[variant]
-    _, B, T, D, H, O, loss = bench_tf.CASES[case_index]
+    _, B, T, D, H, O, loss = cases()[case_index]
     step = bench_tf.lstm_steps(B, T, D, H, O, loss, sides=("rnnlab",), parts=("train",))
     step = step["rnnlab train"]
     start = time.perf_counter()
@@ -47,10 +61,8 @@ def measure(variant: str, case_index: int, repeats: int) -> dict:
 
 def run(repeats: int = 20) -> str:
     """Every variant at every shape, each in a fresh process with an empty XLA cache."""
-    import bench_tf
-
     rows = []
-    for index, case in enumerate(bench_tf.CASES):
+    for index, case in enumerate(cases()):
         for variant in VARIANTS:
             with tempfile.TemporaryDirectory() as cache:
                 env = dict(os.environ, RNNLAB_XLA_CACHE=cache, TF_CPP_MIN_LOG_LEVEL="3")
