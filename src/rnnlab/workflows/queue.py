@@ -178,52 +178,56 @@ def queue_runs(runs: list[Run], jobs: int) -> dict[str, str]:
 CELERY_RESULTS = Path(".dvc/tmp/exps/celery/result")
 
 
-def finished_marker() -> frozenset | None:
-    """The names in DVC's task-result folder (changes when a task finishes), or None if this DVC
-    keeps none there."""
+def task_results() -> frozenset | None:
+    """The names in DVC's task-result folder, or None if this DVC keeps none there."""
     try:
         return frozenset(p.name for p in CELERY_RESULTS.iterdir())
     except OSError:
         return None
 
 
-def sleep_until_a_task_finishes(longest: float, tick: float = 0.5) -> bool:
-    """Sleep until the task-result folder changes (True), at most `longest` seconds (False)."""
-    marker, deadline = finished_marker(), time.monotonic() + longest
+def sleep_until_results(before: frozenset, count: int, longest: float, bar,
+                        tick: float = 0.5) -> None:
+    """Sleep until `count` task results have come in since `before`, at most `longest`
+    seconds; the progress bar follows them."""
+    deadline = time.monotonic() + longest
     while time.monotonic() < deadline:
+        new = len((task_results() or frozenset()) - before)
+        bar.update(max(0, min(new, count) - bar.n))
+        if new >= count:
+            return
         time.sleep(tick)
-        if finished_marker() != marker:
-            return True
-    return False
 
 
-def wait(tasks: dict[str, str], jobs: int, desc: str, status_seconds: float = 30.0,
-         stall_seconds: float = 120.0) -> None:
+def wait(tasks: dict[str, str], jobs: int, desc: str, results_before: frozenset,
+         status_seconds: float = 60.0, stall_seconds: float = 120.0) -> None:
     """Block until every task has finished (Success or Failed), with a progress bar.
 
-    `dvc queue status` runs when a task has finished (DVC's result folder changed) and at least
-    every `status_seconds` (every 5 s where there is no such folder). Work queued with nothing
-    running for `stall_seconds / 2` (the workers were stopped, or could not start) gets one
+    `dvc queue status` decides, but runs only when DVC's result folder holds as many new
+    results (since `results_before`) as there are tasks, and at least every `status_seconds`
+    (every 5 s where there is no such folder). Work queued with nothing running for
+    `stall_seconds / 2` (the workers were stopped, or could not start) gets one
     `dvc queue start`; after `stall_seconds` it is an error rather than a wait without end.
     """
     from tqdm import tqdm
 
-    idle_since, changed = None, False
+    idle_since = None
     with tqdm(total=len(tasks), desc=desc, unit="exp", file=sys.stdout) as bar:
         while True:
             status = {task: st for task, _, st in queue_tasks()}
             ours = [status.get(task, "Missing") for task in tasks.values()]
-            finished = sum(st in FINISHED for st in ours)
-            progressed = finished > bar.n
-            bar.update(finished - bar.n)
+            bar.update(max(0, sum(st in FINISHED for st in ours) - bar.n))
             if not any(st in ("Queued", "Running") for st in ours):
                 return
             idle_since = _check_workers(idle_since, "Running" in status.values(), jobs,
                                         stall_seconds)
-            # A result file can land a moment before the status says Success: look again soon.
-            longest = 2.0 if changed and not progressed else status_seconds
-            changed = sleep_until_a_task_finishes(longest if finished_marker() is not None
-                                                  else 5.0)
+            results = task_results()
+            if results is None:
+                time.sleep(5.0)
+            elif len(results - results_before) >= len(tasks):
+                time.sleep(2.0)  # every result is in; the status follows within moments
+            else:
+                sleep_until_results(results_before, len(tasks), status_seconds, bar)
 
 
 def _check_workers(idle_since: float | None, running: bool, jobs: int,
@@ -279,8 +283,9 @@ def run_all(runs: list[Run], jobs: int, desc: str) -> tuple[dict[str, Experiment
     tasks = {}
     if todo:
         try:
+            results_before = task_results() or frozenset()  # none yet in a new clone
             tasks = queue_runs(todo, jobs)
-            wait(tasks, jobs, desc)
+            wait(tasks, jobs, desc, results_before)
         except KeyboardInterrupt:
             stop([run.name for run in todo])
             raise
