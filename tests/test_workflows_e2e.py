@@ -118,7 +118,9 @@ def test_a_sweep_sharded_over_two_machines_equals_one_machine(tmp_path):
     (["--push", "nosuch"], "capacity: error: git remote 'nosuch' is unknown or unreachable"),
     (["--collect", "/nonexistent/origin.git"],
      "capacity: error: git remote '/nonexistent/origin.git' is unknown or unreachable"),
-], ids=["shard-over", "shard-zero", "unknown-remote", "unreachable-remote"])
+    (["-S", "nosuchsection.x=1"], "capacity: error: DVC refused to queue cap-lstm-b2-s0: "
+     "Invalid `--set-param` value: Could not override 'nosuchsection.x'."),
+], ids=["shard-over", "shard-zero", "unknown-remote", "unreachable-remote", "unknown-param"])
 def test_bad_sweep_arguments_end_with_one_line_and_write_nothing(built_project, args, message):
     before = {p: p.read_bytes() for p in (built_project.root / "metrics").glob("memory_capacity*")}
     proc = _python(built_project, "rnnlab.workflows.capacity", *GRID, *args, check=False)

@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         validate(read_params())
         results, failures, current = run_all(runs_for(names, seeds), args.jobs, "compare")
-    except RnnlabError as exc:
+    except (RnnlabError, RuntimeError) as exc:
         sys.exit(f"compare: error: {exc}")
     except subprocess.CalledProcessError as exc:
         sys.exit(f"compare: {describe_failure(exc)}")

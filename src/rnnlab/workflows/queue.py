@@ -162,14 +162,28 @@ def queue_runs(runs: list[Run], jobs: int) -> dict[str, str]:
     listed_before = {task for task, _, _ in queue_tasks()}
     with Repo() as repo, quiet_dvc():
         for i, run in enumerate(runs):
-            repo.experiments.run(targets=list(run.targets) or None, name=run.name, queue=True,
-                                 params=set_values(run.overrides))
+            queue_one(repo, run)
             if i + 1 == jobs:  # let the workers run while the rest are queued
                 start_workers(jobs)
     # Idle workers exit after ~10 s; this start is a no-op unless they did (or jobs > runs).
     start_workers(jobs)
     return {name: task for task, name, _ in queue_tasks()
             if task not in listed_before and name in names}
+
+
+def queue_one(repo, run: Run) -> None:
+    """`dvc exp run --queue -n NAME -S ... [stages]` through DVC's API; RuntimeError with DVC's
+    own reason (e.g. an -S value it cannot apply) if DVC refuses."""
+    from dvc.exceptions import DvcException
+
+    try:
+        repo.experiments.run(targets=list(run.targets) or None, name=run.name, queue=True,
+                             params=set_values(run.overrides))
+    except DvcException as exc:
+        reason = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
+        # the first line: what DVC could not do (the rest is Hydra's hint on its own syntax)
+        raise RuntimeError(f"DVC refused to queue {run.name}: {reason.splitlines()[0]}") \
+            from None
 
 
 # DVC's local celery queue writes one file here for every task that finishes (success or
