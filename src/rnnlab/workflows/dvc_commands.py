@@ -1,9 +1,10 @@
 """Running dvc from rnnlab's workflows (compare, capacity, the plots template).
 
 Every dvc command goes through this environment's dvc, with this environment's bin directory
-first on PATH: DVC's queue workers start `dvc` by name and the stages run `python stages/...`, so without
-it `python -m rnnlab.capacity` from a shell where the venv is not activated would queue
-experiments that no worker ever picks up. Commands are argument lists, never shell strings.
+first on PATH: DVC's queue workers start `dvc` by name and the stages run `python stages/...`,
+so without it `python -m rnnlab.capacity` from a shell where the venv is not activated would
+queue experiments that no worker ever picks up. Commands are argument lists, never shell
+strings.
 Queueing experiments goes through DVC's Python API instead (rnnlab.workflows.queue.queue_runs).
 """
 

@@ -153,8 +153,8 @@ def queue_runs(runs: list[Run], jobs: int) -> dict[str, str]:
     workers as soon as there is work for them; return {name: task id}.
 
     Queued through DVC's Python API, the very call `dvc exp run --queue -n NAME -S ...` makes:
-    a `dvc` process per run would cost ~1.1 s of CPU more each (a new interpreter importing
-    DVC), taken from the experiments already training on the same cores."""
+    a `dvc` process per run would cost about a second of CPU more each (a new interpreter
+    importing DVC), taken from the experiments already training on the same cores."""
     from dvc.repo import Repo
 
     names = [run.name for run in runs]
