@@ -4,6 +4,8 @@ It tracks the whole file, so even a mistyped section name (which no other stage 
 reported. Its output never changes, so it triggers nothing downstream by itself.
 """
 
+import _venv  # noqa: F401  (first: one clear line when run outside rnnlab's environment)
+
 from rnnlab.pipeline.files import write_text
 from rnnlab.pipeline.params import read_params, validate
 from rnnlab.pipeline.stage import run_stage

@@ -1,5 +1,7 @@
 """Stage exploding_gradients: mean |gradient| against sequence length, with and without clipping."""
 
+import _venv  # noqa: F401  (first: one clear line when run outside rnnlab's environment)
+
 from rnnlab.pipeline.params import load_params
 from rnnlab.pipeline.stage import run_stage
 

@@ -1,6 +1,8 @@
 """Stage gradient_flow_copy: how far back the copy task's recall loss reaches in the numpy RNN,
 at initialisation and after training (||dL/dh_t|| per step, from the cell's own BPTT)."""
 
+import _venv  # noqa: F401  (first: one clear line when run outside rnnlab's environment)
+
 from rnnlab.pipeline.stage import run_stage
 
 MODEL = "models/numpy_rnn_copy.npz"

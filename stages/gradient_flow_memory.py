@@ -2,6 +2,8 @@
 memory task: ||dL/dh_t|| per step at initialisation and after training (from the cell's own
 BPTT), and, for the LSTM, its gates and cell state along the test sequences."""
 
+import _venv  # noqa: F401  (first: one clear line when run outside rnnlab's environment)
+
 from rnnlab.pipeline.stage import run_stage
 
 MODEL = "models/memory.npz"

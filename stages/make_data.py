@@ -1,6 +1,8 @@
 """Stage data@<kind>: generate the train and test splits of one dataset (copy_task, memory, sine)
 from its section of params.yaml."""
 
+import _venv  # noqa: F401  (first: one clear line when run outside rnnlab's environment)
+
 import sys
 
 from rnnlab.pipeline.params import as_dict, read_params, validate

@@ -1,5 +1,7 @@
 """Stage train_numpy_rnn: train the from-scratch numpy RNN on the copy task and evaluate it."""
 
+import _venv  # noqa: F401  (first: one clear line when run outside rnnlab's environment)
+
 from rnnlab.pipeline.params import as_dict, load_params
 from rnnlab.pipeline.stage import phase, run_stage
 
@@ -15,25 +17,24 @@ def main() -> str:
         train, test = (read_dataset("copy_task", split, as_dict(task)) for split in ("train", "test"))
     recall_start = task.to_remember_len + 1  # only the L positions after the delimiter count
     model = RNNClassifier(task.vocab_size, p.hidden, p.init, rng=p.seed)
-    live = LiveLog("numpy_rnn_copy")
-    with phase("train"):  # periodic test metrics included
-        history = train_classifier(
-            model, train["inputs"], train["targets"], optimizer=p.optimizer,
-            learning_rate=p.learning_rate, batch_size=p.batch_size, steps=p.steps,
-            clip_norm=p.clip_norm, seed=p.seed, on_window=live.log_train_loss,
-            checkpoint_every=checkpoint_every(p.steps), on_checkpoint=live.checkpoint_hook(
-                lambda: {"test_accuracy": evaluate_recall(model, test["inputs"], test["targets"],
-                                                          recall_start)["test_accuracy"]}))
-    with phase("evaluate"):
-        result = evaluate_recall(model, test["inputs"], test["targets"], recall_start)
-    live.close()
-    metrics = {"test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
-               "train_loss_final": history["loss"][-1], "n_params": model.n_params}
-    with phase("write"):
-        save_run("numpy_rnn_copy", weights=model.state_dict(),
-                 meta={"params": {"copy_task": as_dict(task), "numpy_rnn": as_dict(p)}},
-                 metrics=metrics, accuracy_by_position=result["accuracy_by_position"])
-    return (f"numpy RNN ({p.init} init) test accuracy {metrics['test_accuracy']:.3f} on the copy "
+    with LiveLog("numpy_rnn_copy") as live:
+        with phase("train"):  # periodic test metrics included
+            history = train_classifier(
+                model, train["inputs"], train["targets"], optimizer=p.optimizer,
+                learning_rate=p.learning_rate, batch_size=p.batch_size, steps=p.steps,
+                clip_norm=p.clip_norm, seed=p.seed, on_window=live.log_train_loss,
+                checkpoint_every=checkpoint_every(p.steps), on_checkpoint=live.checkpoint_hook(
+                    lambda: {"test_accuracy": evaluate_recall(
+                        model, test["inputs"], test["targets"], recall_start)["test_accuracy"]}))
+        with phase("evaluate"):
+            result = evaluate_recall(model, test["inputs"], test["targets"], recall_start)
+        results = {"test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
+                   "train_loss_final": history["loss"][-1], "n_params": model.n_params}
+        with phase("write"):
+            save_run("numpy_rnn_copy", weights=model.state_dict(),
+                     meta={"params": {"copy_task": as_dict(task), "numpy_rnn": as_dict(p)}},
+                     results=results, accuracy_by_position=result["accuracy_by_position"])
+    return (f"numpy RNN ({p.init} init) test accuracy {results['test_accuracy']:.3f} on the copy "
             f"task, L={task.to_remember_len} ({model.n_params} params)")
 
 

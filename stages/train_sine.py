@@ -1,6 +1,8 @@
 """Stage train_sine: train the TF cell on next-sample prediction of sine curves, then let it
 continue held-out curves from n_given true samples on its own predictions."""
 
+import _venv  # noqa: F401  (first: one clear line when run outside rnnlab's environment)
+
 from rnnlab.pipeline.params import as_dict, load_params
 from rnnlab.pipeline.stage import add_phase, phase, run_stage
 
@@ -25,39 +27,38 @@ def main() -> str:
     set_determinism(m.seed)
     model = make_model(m.cell, 1, 1, lstm_hidden=m.lstm_hidden, rnn_hidden=m.rnn_hidden,
                        rnn_init=m.rnn_init, seed=m.seed)
-    live = LiveLog("sine")
-    with phase("train"):  # periodic test metrics included
-        history = train_model(
-            model, SINE_LOSS, *sine_arrays(train), epochs=t.epochs, batch_size=t.batch_size,
-            learning_rate=t.learning_rate, optimizer=m.optimizer, clip_norm=m.clip_norm,
-            seed=m.seed, desc=f"sine/{m.cell}", input_noise=t.input_noise,
-            decay_to=t.lr_decay_to, on_window=live.log_train_loss,
-            checkpoint_every=checkpoint_every(t.epochs * (task.n_train // t.batch_size)),
-            on_checkpoint=live.checkpoint_hook(
-                lambda: {"test_mse_one_step": sine_one_step_mse(model, test)}))
-    add_phase("of which first step (compile)", history["first_step_seconds"])
-    with phase("evaluate"):
-        result = evaluate_sine(model, test, task.n_given, task.n_generated)
-    live.close()
-    metrics = {"test_mse_one_step": result["test_mse_one_step"],
-               "test_mse_free_running": result["test_mse_free_running"],
-               "train_loss_final": history["loss"][-1], "n_params": model.n_params,
-               "hidden": model.cell.n_hidden}
-    label = "irnn" if (m.cell, m.rnn_init) == ("rnn", "identity") else m.cell
-    title = (f"{plotting.CELL_NAMES[label]} ({model.n_params} params): {task.n_given} given "
-             f"samples, then {task.n_generated} generated; test MSE "
-             f"{metrics['test_mse_free_running']:.3f}")
-    with phase("write"):
-        write_png("plots/sine_extrapolation.png", plotting.sine_extrapolation(
-            test[:task.n_plot], result["generated"][:task.n_plot], task.n_given,
-            task.x_spacing, title))
-        save_run("sine", weights=model.get_weights(),
-                 meta={"params": {"sine_task": as_dict(task), "tf_model": as_dict(m),
-                                  "tf_sine": as_dict(t)}, "model": model_description(model)},
-                 metrics=metrics)
-    return (f"{m.cell.upper()} free-running MSE {metrics['test_mse_free_running']:.4f} over "
+    with LiveLog("sine") as live:
+        with phase("train"):  # periodic test metrics included
+            history = train_model(
+                model, SINE_LOSS, *sine_arrays(train), epochs=t.epochs, batch_size=t.batch_size,
+                learning_rate=t.learning_rate, optimizer=m.optimizer, clip_norm=m.clip_norm,
+                seed=m.seed, desc=f"sine/{m.cell}", input_noise=t.input_noise,
+                decay_to=t.lr_decay_to, on_window=live.log_train_loss,
+                checkpoint_every=checkpoint_every(t.epochs * (task.n_train // t.batch_size)),
+                on_checkpoint=live.checkpoint_hook(
+                    lambda: {"test_mse_one_step": sine_one_step_mse(model, test)}))
+        add_phase("of which first step (compile)", history["first_step_seconds"])
+        with phase("evaluate"):
+            result = evaluate_sine(model, test, task.n_given, task.n_generated)
+        results = {"test_mse_one_step": result["test_mse_one_step"],
+                   "test_mse_free_running": result["test_mse_free_running"],
+                   "train_loss_final": history["loss"][-1], "n_params": model.n_params,
+                   "hidden": model.cell.n_hidden}
+        label = "irnn" if (m.cell, m.rnn_init) == ("rnn", "identity") else m.cell
+        title = (f"{plotting.CELL_NAMES[label]} ({model.n_params} params): {task.n_given} given "
+                 f"samples, then {task.n_generated} generated; test MSE "
+                 f"{results['test_mse_free_running']:.3f}")
+        with phase("write"):
+            write_png("plots/sine_extrapolation.png", plotting.sine_extrapolation(
+                test[:task.n_plot], result["generated"][:task.n_plot], task.n_given,
+                task.x_spacing, title))
+            save_run("sine", weights=model.get_weights(),
+                     meta={"params": {"sine_task": as_dict(task), "tf_model": as_dict(m),
+                                      "tf_sine": as_dict(t)}, "model": model_description(model)},
+                     results=results)
+    return (f"{m.cell.upper()} free-running MSE {results['test_mse_free_running']:.4f} over "
             f"{task.n_generated} generated steps, one-step MSE "
-            f"{metrics['test_mse_one_step']:.2e} ({model.n_params} params)")
+            f"{results['test_mse_one_step']:.2e} ({model.n_params} params)")
 
 
 if __name__ == "__main__":

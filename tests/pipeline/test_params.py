@@ -208,3 +208,18 @@ def test_load_params_returns_the_sections_asked_for(tmp_path):
     path.write_text(yaml.safe_dump(default_params()))
     numpy_rnn, tf_model = load_params("numpy_rnn", "tf_model", path=path)
     assert numpy_rnn.hidden == 50 and tf_model.lstm_hidden == 96
+
+
+def test_every_mistake_is_reported_in_one_run():
+    params = default_params()
+    params["numpy_rnn"]["hidden"] = 0
+    params["tf_model"]["cel"] = "lstm"
+    params["sine_task"]["n_plot"] = 10**6
+    del params["tf_memory"]["epochs"]
+    with pytest.raises(ConfigError) as info:
+        validate(params)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "params.yaml has 4 mistakes:"
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [
+        "numpy_rnn.hidden", "tf_model.cel", "tf_memory.epochs", "sine_task.n_plot"]
+    assert "did you mean 'cell'" in lines[2]

@@ -23,7 +23,7 @@ def shrink_factors(norms: np.ndarray, delimiter: int, last_symbol: int) -> dict[
 
 def save_gradient_flow(task: str, norms: dict[str, np.ndarray], *, first_recall: int,
                        delimiter: int, last_symbol: int) -> dict[str, dict[str, float]]:
-    """plots/gradient_flow_<task>.csv and metrics/gradient_flow_<task>.json from the per-step
+    """plots/gradient_flow_<task>.csv and results/gradient_flow_<task>.json from the per-step
     mean norms {"init": (T,), "trained": (T,)}; returns the shrink factors written."""
     T = len(norms["trained"])
     columns = {"step": list(range(T)), "distance": [first_recall - t for t in range(T)]}
@@ -32,7 +32,7 @@ def save_gradient_flow(task: str, norms: dict[str, np.ndarray], *, first_recall:
         columns[f"log10_grad_norm_{name}"] = [float(np.log10(max(v, 1e-300))) for v in values]
     write_csv(f"plots/gradient_flow_{task}.csv", columns)
     shrink = {name: shrink_factors(values, delimiter, last_symbol) for name, values in norms.items()}
-    write_json(f"metrics/gradient_flow_{task}.json", shrink)
+    write_json(f"results/gradient_flow_{task}.json", shrink)
     return shrink
 
 

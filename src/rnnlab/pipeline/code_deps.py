@@ -1,18 +1,26 @@
-"""Which rnnlab modules each DVC stage runs, from the code, checked against dvc.yaml's deps.
+"""Which code each DVC stage runs, derived from the source, and the fingerprint DVC tracks.
 
-A stage's code dependencies are its script plus every rnnlab module the script imports,
-transitively, including imports inside functions and the packages' __init__ files (Python runs
-them on import). They are computed from the source with `ast`, never by importing it, so
-TensorFlow is not loaded and nothing runs.
+A stage's code is its script plus every rnnlab module the script imports, transitively,
+including imports inside functions and the packages' __init__ files (Python runs them on
+import). It is computed from the source with `ast`, never by importing it, so TensorFlow is not
+loaded and nothing runs.
 
-    python -m rnnlab.pipeline.code_deps           # report what dvc.yaml lacks or has extra
-    python -m rnnlab.pipeline.code_deps --fix     # rewrite the src/rnnlab lines of dvc.yaml
+DVC does not list those files one by one: every file a stage depends on is a column of
+`dvc exp show` (40 source files made the table unreadable). Instead the first stage,
+`code_fingerprints`, depends on the folders src/rnnlab and stages and writes one fingerprint
+per stage script, data/code/<script>.txt: the md5 of every file that script runs. Each stage
+depends on its script's fingerprint, so editing a module re-runs exactly the stages that
+import it (the fingerprints of the others come out byte for byte the same, and DVC skips them).
+
+    python -m rnnlab.pipeline.code_deps           # check that dvc.yaml wires every fingerprint
+    python -m rnnlab.pipeline.code_deps --write   # write data/code/*.txt (the stage does this)
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -21,9 +29,10 @@ import yaml
 
 PACKAGE = "rnnlab"
 SOURCE_ROOT = Path("src")
-_STAGE_HEADER = re.compile(r"^  (\w+):\s*$")  # a stage's name, indented under `stages:`
-_SRC_DEP = re.compile(r"^(\s+)- (src/rnnlab/\S+)\s*$")
-_SCRIPT_DEP = re.compile(r"^(\s+)- (stages/\S+\.py)\s*$")
+SCRIPTS = Path("stages")
+FINGERPRINTS = Path("data/code")
+FINGERPRINT_STAGE = "code_fingerprints"
+CODE_FOLDERS = ("src/rnnlab", "stages")  # what the fingerprint stage depends on
 
 
 def module_file(name: str, root: Path = SOURCE_ROOT) -> Path | None:
@@ -129,12 +138,6 @@ def upstream_stages(targets: list[str], dvc_path: Path = Path("dvc.yaml")) -> di
     return seen
 
 
-def upstream_code(targets: list[str], dvc_path: Path = Path("dvc.yaml")) -> list[str]:
-    """The code deps (src/ and stages/ files) of these stages and of every stage upstream."""
-    return sorted({dep for stage in upstream_stages(targets, dvc_path).values()
-                   for dep in declared(stage, "deps") if dep.startswith(("src/", "stages/"))})
-
-
 def upstream_sections(targets: list[str], dvc_path: Path = Path("dvc.yaml")) -> list[str]:
     """The params.yaml sections these stages and their upstream stages read."""
     return sorted({section for stage in upstream_stages(targets, dvc_path).values()
@@ -142,63 +145,97 @@ def upstream_sections(targets: list[str], dvc_path: Path = Path("dvc.yaml")) -> 
                    and section != "params.yaml"})
 
 
-def missing_and_extra(dvc_path: Path = Path("dvc.yaml"),
-                      root: Path = SOURCE_ROOT) -> dict[str, tuple[list[str], list[str]]]:
-    """{stage: (code it runs that its deps lack, src/rnnlab deps it does not run)}, only for
-    stages where either list is non-empty."""
-    problems = {}
-    for name, (script, deps) in stage_scripts(yaml.safe_load(dvc_path.read_text())).items():
-        needed = {script} | {p.as_posix() for p in import_closure(Path(script), root)}
-        declared_code = {d for d in deps if d.startswith(("src/", "stages/"))}
-        missing, extra = sorted(needed - declared_code), sorted(declared_code - needed)
-        if missing or extra:
-            problems[name] = (missing, extra)
+def fingerprint_path(script: str | Path) -> str:
+    """data/code/train_memory.txt for stages/train_memory.py."""
+    return (FINGERPRINTS / f"{Path(script).stem}.txt").as_posix()
+
+
+def fingerprint(script: str | Path, root: Path = SOURCE_ROOT) -> str:
+    """The fingerprint of what `script` runs: one `md5  path` line per file, sorted by path."""
+    files = sorted({Path(script).as_posix()}
+                   | {p.as_posix() for p in import_closure(Path(script), root)})
+    lines = [f"{hashlib.md5(Path(f).read_bytes()).hexdigest()}  {f}" for f in files]
+    return (f"# the code `python {Path(script).as_posix()}` runs; written by the "
+            f"{FINGERPRINT_STAGE} stage\n" + "\n".join(lines) + "\n")
+
+
+def current_md5(dep: str) -> str | None:
+    """The md5 DVC would record for code dep `dep` now: a fingerprint as the fingerprint stage
+    would write it from today's code (the file on disk may be older), or a file's own md5."""
+    path = Path(dep)
+    if path.parent == FINGERPRINTS and path.suffix == ".txt":
+        script = SCRIPTS / f"{path.stem}.py"
+        if not script.is_file():
+            return None
+        return hashlib.md5(fingerprint(script).encode()).hexdigest()
+    try:
+        return hashlib.md5(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def is_code_dep(dep: str) -> bool:
+    return Path(dep).parent == FINGERPRINTS or dep.startswith(("src/", "stages/"))
+
+
+def pipeline_scripts(dvc_yaml: dict) -> list[str]:
+    """Every stage script dvc.yaml runs, but the fingerprint stage's own."""
+    return sorted({script for name, (script, _) in stage_scripts(dvc_yaml).items()
+                   if name != FINGERPRINT_STAGE})
+
+
+def write_fingerprints(dvc_yaml: dict) -> list[str]:
+    """data/code/<script>.txt for every stage script; returns the paths written."""
+    from rnnlab.pipeline.files import write_text
+
+    paths = []
+    for script in pipeline_scripts(dvc_yaml):
+        paths.append(fingerprint_path(script))
+        write_text(paths[-1], fingerprint(script))
+    return paths
+
+
+def wiring_problems(dvc_yaml: dict) -> list[str]:
+    """What dvc.yaml gets wrong about code: a stage without its script's fingerprint, or
+    listing code files itself; a fingerprint stage that misses a script or a code folder."""
+    problems = []
+    stages = expand_stages(dvc_yaml)
+    for name, (script, deps) in stage_scripts(dvc_yaml).items():
+        if name == FINGERPRINT_STAGE:
+            continue
+        if fingerprint_path(script) not in deps:
+            problems.append(f"stage {name} runs {script} but does not depend on "
+                            f"{fingerprint_path(script)}")
+        problems += [f"stage {name} lists {dep}: code is tracked through its fingerprint"
+                     for dep in deps if dep.startswith(("src/", "stages/"))]
+    maker = stages.get(FINGERPRINT_STAGE, {})
+    outs = set(declared(maker, "outs"))
+    problems += [f"stage {FINGERPRINT_STAGE} does not write {path}"
+                 for path in map(fingerprint_path, pipeline_scripts(dvc_yaml))
+                 if path not in outs]
+    problems += [f"stage {FINGERPRINT_STAGE} does not depend on {folder}"
+                 for folder in CODE_FOLDERS if folder not in declared(maker, "deps")]
     return problems
 
 
-def rewrite_src_deps(text: str, expected: dict[str, list[str]]) -> str:
-    """dvc.yaml text with each stage's `- src/rnnlab/...` dep lines replaced by `expected`
-    (placed where the old ones began, else after the stage's script line); the rest as is."""
-    lines, stage_of, stage = text.splitlines(), [], None
-    for line in lines:
-        header = _STAGE_HEADER.match(line)
-        stage = header.group(1) if header else stage
-        stage_of.append(stage)
-    has_src = {stage for line, stage in zip(lines, stage_of) if _SRC_DEP.match(line)}
-    out, placed = [], set()
-    for line, stage in zip(lines, stage_of):
-        dep, script = _SRC_DEP.match(line), _SCRIPT_DEP.match(line)
-        if dep and stage in expected:
-            if stage not in placed:
-                out += [f"{dep.group(1)}- {path}" for path in expected[stage]]
-                placed.add(stage)
-            continue
-        out.append(line)
-        if script and stage in expected and stage not in has_src | placed:
-            out += [f"{script.group(1)}- {path}" for path in expected[stage]]
-            placed.add(stage)
-    return "\n".join(out) + "\n"
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fix", action="store_true", help="rewrite dvc.yaml's src/rnnlab deps")
+    parser = argparse.ArgumentParser(
+        prog="rnnlab deps", description="Check that dvc.yaml tracks each stage's code through "
+        "its fingerprint (data/code/<script>.txt), or --write the fingerprints.")
+    parser.add_argument("--write", action="store_true",
+                        help="write data/code/*.txt from today's code (the first stage does)")
     args = parser.parse_args(argv)
-    dvc_path = Path("dvc.yaml")
-    if args.fix:
-        scripts = stage_scripts(yaml.safe_load(dvc_path.read_text()))
-        expected = {name.split("@")[0]: sorted(p.as_posix() for p in import_closure(Path(script)))
-                    for name, (script, _) in scripts.items()}  # data@copy_task -> data
-        dvc_path.write_text(rewrite_src_deps(dvc_path.read_text(), expected))
-    problems = missing_and_extra(dvc_path)
-    for stage, (missing, extra) in problems.items():
-        for path in missing:
-            print(f"dvc.yaml: stage {stage} runs {path} but does not depend on it")
-        for path in extra:
-            print(f"dvc.yaml: stage {stage} depends on {path} but never runs it")
+    dvc_yaml = yaml.safe_load(Path("dvc.yaml").read_text())
+    if args.write:
+        written = write_fingerprints(dvc_yaml)
+        print(f"wrote {len(written)} fingerprints to {FINGERPRINTS}/")
+        return
+    problems = wiring_problems(dvc_yaml)
+    for problem in problems:
+        print(f"dvc.yaml: {problem}")
     if problems:
         sys.exit(1)
-    print("dvc.yaml: every stage depends on exactly the code it runs")
+    print("dvc.yaml: every stage depends on the fingerprint of exactly the code it runs")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Safe, atomic, reproducible file I/O for every stage output.
 
-- Every output is written to a temporary file beside it and renamed into place, so an
-  interrupted or killed stage leaves the previous file or none, never a partial one.
+- Every output is written to a temporary file beside it, fsync'ed, renamed into place and its
+  folder fsync'ed, so an interrupted or killed stage, or a power loss, leaves the previous
+  file or the new one, never a partial or empty one.
 - Arrays go to .npz files written byte-for-byte reproducibly (fixed zip timestamps), so the
   same data gives the same DVC hash; they are loaded with `allow_pickle=False`.
 - Datasets and models carry a format version and the params that generated them; loading
@@ -40,9 +41,33 @@ def atomic_output(path: str | Path):
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)
+        _fsync_file(tmp)  # the bytes on disk before the name points at them
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # and the rename itself, so a power loss cannot undo it
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """fsync a folder's entry list (where the OS allows opening a folder; Linux does)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the file itself is synced
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -137,8 +162,12 @@ def expect_arrays(arrays: dict[str, np.ndarray], spec: dict[str, tuple[str, tupl
 
 
 def write_csv(path: str | Path, columns: dict[str, Any]) -> None:
-    """Write equal-length columns as CSV (DVC plot data); floats with 6 significant digits."""
+    """Write equal-length columns as CSV (DVC plot data); floats with 6 significant digits.
+    Columns of unequal length are a bug in the caller: ValueError, nothing written."""
     names = list(columns)
+    lengths = {name: len(columns[name]) for name in names}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{path}: columns of unequal length {lengths}")
     rows = zip(*(columns[name] for name in names))
     cell = lambda v: f"{v:.6g}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
     lines = [",".join(names)] + [",".join(cell(v) for v in row) for row in rows]

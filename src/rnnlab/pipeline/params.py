@@ -2,8 +2,8 @@
 
 Every key of every section has a rule (its field's metadata); a wrong type, an out-of-range
 value, an unknown name, an unknown key (with a "did you mean"), a renamed key or value (naming
-the new one) or a missing key becomes one `ConfigError` naming the key path and what is
-allowed. Only PyYAML is imported here, so validation runs before numpy or TensorFlow load.
+the new one) or a missing key is reported with the key path and what is allowed; all of a
+file's mistakes are reported together, in one `ConfigError`. Only PyYAML is imported here, so validation runs before numpy or TensorFlow load.
 
     copy_task, numpy_rnn = load_params("copy_task", "numpy_rnn")
     numpy_rnn.hidden  # 50
@@ -275,11 +275,13 @@ def _renamed_value_hint(path: str, value: Any) -> str:
 
 # ----------------------------------------------------------------------------- validation
 
-def _cross_key_rules(cfg: dict[str, Any]) -> None:
-    """Rules that involve more than one key. Raises ConfigError."""
+def _cross_key_problems(cfg: dict[str, Any]) -> list[str]:
+    """Rules that involve more than one key, over the sections that passed their own checks."""
+    problems = []
+
     def need(ok: bool, message: str) -> None:
         if not ok:
-            raise ConfigError(message)
+            problems.append(message)
 
     sine = cfg.get("sine_task")
     if sine:
@@ -297,50 +299,79 @@ def _cross_key_rules(cfg: dict[str, Any]) -> None:
             batch, n_train = cfg[trainer].batch_size, cfg[task].n_train
             need(batch <= n_train, f"{trainer}.batch_size: got {batch}; expected at most "
                                    f"{task}.n_train ({n_train}) training {what}")
+    return problems
 
 
-def _did_you_mean(name: str, candidates) -> str:
+def _closest(name: str, candidates) -> str | None:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return close[0] if close else None
 
 
-def _reject_unknown(given, known, kind: str, where, renamed=None) -> None:
-    """The first name in `given` that is not in `known` is an error, with a suggestion."""
+def _unknown(given, known, kind: str, where, renamed=None) -> tuple[list[str], set[str]]:
+    """A problem for every name in `given` that is not in `known`, with a suggestion; and the
+    names suggested (their "missing" is the same mistake, not reported twice)."""
+    problems, suggested = [], set()
     for name in given:
         if name in known:
             continue
         if renamed and name in renamed:
             new, why = renamed[name]
-            raise ConfigError(f"{where(name)}: renamed; did you mean '{new}'? ({why})")
-        raise ConfigError(f"{where(name)}: unknown {kind}{_did_you_mean(str(name), known)}; "
-                          f"allowed {kind}s: {', '.join(known)}")
+            problems.append(f"{where(name)}: renamed; did you mean '{new}'? ({why})")
+            suggested.add(new)
+            continue
+        close = _closest(str(name), known)
+        hint = f" (did you mean '{close}'?)" if close else ""
+        problems.append(f"{where(name)}: unknown {kind}{hint}; allowed {kind}s: "
+                        f"{', '.join(known)}")
+        suggested |= {close} if close else set()
+    return problems, suggested
 
 
-def _validate_section(section: str, values: Any):
+def _validate_section(section: str, values: Any, problems: list[str]):
+    """The typed section, or None if it has problems (appended to `problems`)."""
     section_rules = rules(section)
     if not isinstance(values, dict):
-        raise ConfigError(f"{section}: expected a mapping of keys, got {values!r}")
-    _reject_unknown(values, section_rules, "key", lambda key: f"{section}.{key}",
-                    RENAMED_KEYS.get(section))
+        problems.append(f"{section}: expected a mapping of keys, got {values!r}")
+        return None
+    found, suggested = _unknown(values, section_rules, "key", lambda key: f"{section}.{key}",
+                                RENAMED_KEYS.get(section))
     checked = {}
     for key, rule in section_rules.items():
         if key not in values:
-            raise ConfigError(f"{section}.{key}: missing key; expected {rule.describe()}")
-        checked[key] = rule.check(f"{section}.{key}", values[key])
-    return SECTIONS[section](**checked)
+            if key not in suggested:
+                found.append(f"{section}.{key}: missing key; expected {rule.describe()}")
+            continue
+        try:
+            checked[key] = rule.check(f"{section}.{key}", values[key])
+        except ConfigError as exc:
+            found.append(str(exc))
+    problems += found
+    return None if found else SECTIONS[section](**checked)
 
 
 def validate(raw: Any) -> dict[str, Any]:
-    """Check a parsed params.yaml; return {section name: its typed, frozen section}."""
+    """Check a parsed params.yaml; return {section name: its typed, frozen section}.
+
+    Every mistake is found in one pass: ConfigError names one key, or lists them all, one per
+    line, so that a file with three typos takes one run to fix, not three."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{PARAMS_FILE}: expected a mapping of sections, got {type(raw).__name__}")
-    _reject_unknown(raw, SECTIONS, "section", lambda name: name)
+    problems, suggested = _unknown(raw, SECTIONS, "section", lambda name: name)
     cfg = {}
     for section in SECTIONS:
         if section not in raw:
-            raise ConfigError(f"{section}: missing section in {PARAMS_FILE}")
-        cfg[section] = _validate_section(section, raw[section])
-    _cross_key_rules(cfg)
+            if section not in suggested:
+                problems.append(f"{section}: missing section in {PARAMS_FILE}")
+            continue
+        typed = _validate_section(section, raw[section], problems)
+        if typed is not None:
+            cfg[section] = typed
+    problems += _cross_key_problems(cfg)
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{PARAMS_FILE} has {len(problems)} mistakes:\n  "
+                          + "\n  ".join(problems))
     return cfg
 
 
