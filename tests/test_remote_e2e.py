@@ -16,16 +16,19 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_fresh_clone_pulls_every_output_without_training(built_project, tmp_path):
+    """The README's recipe as written: the remote goes into the committed .dvc/config, so a
+    clone pulls with no set-up of its own."""
     project = built_project
     store = tmp_path / "dvc-store"
     origin = tmp_path / "origin.git"
-    project.dvc("remote", "add", "--local", "-d", "store", str(store))
+    project.dvc("remote", "add", "-d", "store", str(store))
+    project.git("add", ".dvc/config")
+    project.git("commit", "-qm", "DVC remote")
     try:
         project.dvc("push")
         subprocess.run(["git", "clone", "-q", "--bare", str(project.root), str(origin)], check=True)
         clone = Project(tmp_path / "clone")
         subprocess.run(["git", "clone", "-q", str(origin), str(clone.root)], check=True)
-        clone.dvc("remote", "add", "--local", "-d", "store", str(store))
         assert not (clone.root / "models/memory.npz").exists()
         clone.dvc("pull")
         for path in ("models/numpy_rnn_copy.npz", "models/memory.npz", "models/sine.npz",
@@ -34,7 +37,7 @@ def test_a_fresh_clone_pulls_every_output_without_training(built_project, tmp_pa
         assert "Data and pipelines are up to date" in clone.dvc("status").stdout
         assert stages_run(clone.dvc("repro").stdout) == set()  # nothing to train
     finally:
-        project.dvc("remote", "remove", "--local", "store")
+        project.git("reset", "-q", "--hard", "HEAD~1")  # the shared project as it was
 
 
 def _exp_rows(project) -> list[tuple[str, dict]]:
@@ -58,7 +61,7 @@ def test_a_queued_experiment_shows_step_wise_metrics_while_it_runs(built_project
         while time.time() < deadline and seen is None:
             for state, rev in _exp_rows(project):
                 live = ((rev.get("data") or {}).get("metrics") or {}).get(
-                    "dvclive/numpy_rnn_copy/metrics.json", {}).get("data", {})
+                    "metrics/numpy_rnn_copy.json", {}).get("data", {}).get("copy", {})
                 if rev.get("name") == "live" and state == "running" and live.get("step", 0) > 0:
                     seen = live
             time.sleep(1)

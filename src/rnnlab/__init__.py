@@ -8,6 +8,7 @@ Layers, each importing only from those above it in this list:
     tf_rnn/             the TensorFlow cells with hand-written BPTT
     pipeline/           params, files, datasets, run outputs, figures, the stage wrapper
     workflows/          compare, capacity, the queue and dvc helpers they run on
+    cli                 the `rnnlab` command: one subcommand per workflow
 Stage scripts (stages/) sit on top: they read params once and call the library.
 
 Importing the package is cheap on purpose: nothing is imported here, so a stage can validate

@@ -1,9 +1,11 @@
-"""Stage code dependencies (rnnlab.pipeline.code_deps): dvc.yaml lists exactly the rnnlab code
-each stage runs, the layers import only downwards, and the numpy half never loads TensorFlow."""
+"""Stage code dependencies (rnnlab.pipeline.code_deps): every stage depends on the fingerprint of
+exactly the rnnlab code it runs, DVC re-runs exactly the stages whose code changed, the layers
+import only downwards, and the numpy half never loads TensorFlow."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 import textwrap
@@ -18,27 +20,53 @@ from rnnlab.pipeline import code_deps
 SRC = REPO / "src"
 
 
-def test_dvc_yaml_deps_are_exactly_the_code_each_stage_runs(monkeypatch):
+def test_dvc_yaml_wires_every_stage_to_its_code_fingerprint(monkeypatch):
     monkeypatch.chdir(REPO)
-    problems = code_deps.missing_and_extra()
-    report = [f"stage {stage}: missing {missing}, not run {extra}"
-              for stage, (missing, extra) in problems.items()]
-    assert not problems, "\n".join(report) + "\n(fix: python -m rnnlab.pipeline.code_deps --fix)"
+    assert code_deps.wiring_problems(yaml.safe_load(Path("dvc.yaml").read_text())) == []
 
 
-def test_a_missing_dep_is_named_with_its_stage(tmp_path, monkeypatch):
+def test_the_committed_fingerprints_are_todays_code(monkeypatch):
+    """data/code/*.txt as committed (and in dvc.lock) must be what today's code gives, or a
+    fresh clone's `dvc repro` would re-run stages (fix: `dvc repro`, then commit)."""
+    monkeypatch.chdir(REPO)
+    scripts = code_deps.pipeline_scripts(yaml.safe_load(Path("dvc.yaml").read_text()))
+    for script in scripts:
+        assert Path(code_deps.fingerprint_path(script)).read_text() == \
+            code_deps.fingerprint(script), script
+    assert sorted(p.as_posix() for p in Path("data/code").glob("*.txt")) == \
+        sorted(map(code_deps.fingerprint_path, scripts))
+
+
+def test_wiring_mistakes_are_named_with_their_stage(monkeypatch):
     monkeypatch.chdir(REPO)
     text = (REPO / "dvc.yaml").read_text()
-    broken = tmp_path / "dvc.yaml"
-    line = "      - src/rnnlab/training.py\n"
-    first = [header for header in re.findall(r"^  (\w+):\n", text[:text.index(line)], re.M)][-1]
-    broken.write_text(text.replace(line, "", 1))  # gone from the first stage that lists it
-    problems = code_deps.missing_and_extra(broken)
-    assert problems == {first: (["src/rnnlab/training.py"], [])}
-    # --fix puts it back, and leaves every other line as it was.
-    expected = {name.split("@")[0]: sorted(p.as_posix() for p in code_deps.import_closure(Path(script)))
-                for name, (script, _) in code_deps.stage_scripts(yaml.safe_load(text)).items()}
-    assert code_deps.rewrite_src_deps(broken.read_text(), expected) == text
+    assert "      - data/code/train_sine.txt\n" in text
+    broken = yaml.safe_load(text.replace("      - data/code/train_sine.txt\n",
+                                         "      - src/rnnlab/training.py\n"))
+    assert code_deps.wiring_problems(broken) == [
+        "stage train_sine runs stages/train_sine.py but does not depend on "
+        "data/code/train_sine.txt",
+        "stage train_sine lists src/rnnlab/training.py: code is tracked through its fingerprint"]
+    del broken["stages"]["code_fingerprints"]["deps"][0]
+    assert code_deps.wiring_problems(broken)[-1] == \
+        "stage code_fingerprints does not depend on src/rnnlab"
+
+
+def test_a_fingerprint_follows_exactly_the_code_its_script_runs(tmp_path, monkeypatch):
+    _package(tmp_path, {"src/rnnlab/__init__.py": "", "src/rnnlab/x.py": "X = 1\n",
+                        "src/rnnlab/y.py": "Y = 1\n",
+                        "stages/a.py": "from rnnlab import x\n",
+                        "stages/b.py": "import rnnlab.y\n"})
+    monkeypatch.chdir(tmp_path)
+    before = {s: code_deps.fingerprint(f"stages/{s}.py") for s in "ab"}
+    assert "src/rnnlab/x.py" in before["a"] and "src/rnnlab/y.py" not in before["a"]
+    Path("src/rnnlab/x.py").write_text("X = 2\n")
+    after = {s: code_deps.fingerprint(f"stages/{s}.py") for s in "ab"}
+    assert after["a"] != before["a"] and after["b"] == before["b"]
+    Path("src/rnnlab/y.py").write_text("Y = 2\n")  # the md5 DVC records is the text's
+    assert code_deps.current_md5("data/code/b.txt") == \
+        hashlib.md5(code_deps.fingerprint("stages/b.py").encode()).hexdigest()
+    assert code_deps.current_md5("data/code/nosuch.txt") is None
 
 
 def _package(root: Path, files: dict[str, str]) -> None:
@@ -48,15 +76,12 @@ def _package(root: Path, files: dict[str, str]) -> None:
         path.write_text(textwrap.dedent(body))
 
 
-def test_upstream_stages_sections_and_code():
+def test_upstream_stages_and_sections():
     dvc_path = REPO / "dvc.yaml"
     assert set(code_deps.upstream_stages(["train_numpy_rnn"], dvc_path)) == {
-        "train_numpy_rnn", "data@copy_task", "check_params"}
+        "train_numpy_rnn", "data@copy_task", "check_params", "code_fingerprints"}
     assert code_deps.upstream_sections(["train_sine", "train_memory"], dvc_path) == [
         "memory_task", "sine_task", "tf_memory", "tf_model", "tf_sine"]
-    code = code_deps.upstream_code(["train_numpy_rnn"], dvc_path)
-    assert "stages/make_data.py" in code and "src/rnnlab/numpy_rnn/cell.py" in code
-    assert not [path for path in code if "tf_rnn" in path]
 
 
 def test_closure_follows_every_kind_of_import(tmp_path):
@@ -80,7 +105,7 @@ def test_closure_follows_every_kind_of_import(tmp_path):
 # The layers of rnnlab, top to bottom (rnnlab/__init__.py): a module may import its own layer
 # and those below it, never one above.
 LAYERS = [
-    {"workflows"}, {"pipeline"}, {"numpy_rnn", "tf_rnn"}, {"training"}, {"initializers"},
+    {"cli"}, {"workflows"}, {"pipeline"}, {"numpy_rnn", "tf_rnn"}, {"training"}, {"initializers"},
     {"errors", "choices"},
 ]
 
@@ -124,35 +149,30 @@ def test_the_numpy_half_never_imports_tensorflow():
             assert not names & {"tensorflow", "keras"}, (script, path)
 
 
-TOUCH_ALL = """
-import json, sys
-from pathlib import Path
-from dvc.repo import Repo
-
-repo, flagged = Repo("."), {}
-for path in sorted(Path("src/rnnlab").rglob("*.py")):
-    text = path.read_text()
-    path.write_text(text + "# touched\\n")
-    try:
-        flagged[path.as_posix()] = sorted(name.split(":")[-1] for name in repo.status())
-    finally:
-        path.write_text(text)
-json.dump(flagged, sys.stdout)
-"""
+# Modules of every layer and half: each is touched, the fingerprint stage re-run, and
+# `dvc status` must flag exactly the stages whose scripts import it.
+TOUCHED = ["src/rnnlab/numpy_rnn/cell.py", "src/rnnlab/tf_rnn/gradient_flow.py",
+           "src/rnnlab/pipeline/plotting.py", "src/rnnlab/workflows/queue.py"]
 
 
 @pytest.mark.slow
 def test_touching_a_module_flags_exactly_the_stages_that_import_it(built_project):
-    """In a reproduced clone: append a comment to each module, ask `dvc status`, restore."""
-    out = built_project.run(str(VENV_BIN / "python"), "-c", TOUCH_ALL).stdout
-    flagged = json.loads(out)
+    project = built_project
     scripts = code_deps.stage_scripts(yaml.safe_load((REPO / "dvc.yaml").read_text()))
-    for module, stages in flagged.items():
-        expected = set()
-        for name, (script, _) in scripts.items():
-            closure = code_deps.import_closure(REPO / script, SRC)
-            if module in {p.relative_to(REPO).as_posix() for p in closure}:
-                expected.add(name)
-        assert set(stages) == expected, module
-    assert len(flagged) == len(list((SRC / "rnnlab").rglob("*.py")))
-    assert "up to date" in built_project.dvc("status").stdout
+    for module in TOUCHED:
+        path = project.root / module
+        text = path.read_text()
+        path.write_text(text + "# touched\n")
+        try:
+            project.dvc("repro", "code_fingerprints")
+            status = yaml.safe_load(project.dvc("status").stdout) or {}
+            flagged = {name for name in status if isinstance(status, dict)}
+        finally:
+            path.write_text(text)
+            project.dvc("repro", "code_fingerprints")
+        expected = {name for name, (script, _) in scripts.items()
+                    if name != "code_fingerprints" and module in
+                    {p.relative_to(REPO).as_posix()
+                     for p in code_deps.import_closure(REPO / script, SRC)}}
+        assert flagged == expected, module
+    assert "up to date" in project.dvc("status").stdout
