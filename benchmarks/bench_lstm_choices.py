@@ -1,8 +1,8 @@
 """The LSTM core's two layout choices, measured: its batch cut into two chains or not, and the
-time loop unrolled in Python or one tf.while_loop (rnnlab.tf_rnn.cores).
+time loop unrolled in Python or one tf.while_loop (rnnlab.tf_rnn.recurrence.Layout).
 
 Each variant runs in a process of its own (the step functions are traced once per process),
-with cores.N_CHAINS / cores.UNROLL_MAX_STEPS set before the model is built: the time of the
+its model built with the variant's Layout(n_chains, unroll_max_steps): the time of the
 first training step (tracing + XLA compilation, with an empty compilation cache) and the median
 training step after it, at the two bench shapes of bench_tf and at the pipeline's own.
 
@@ -21,7 +21,7 @@ import time
 
 from common import markdown_table
 
-# name -> (N_CHAINS, UNROLL_MAX_STEPS); the first is the default of rnnlab.tf_rnn.cores.
+# name -> (n_chains, unroll_max_steps); the first is rnnlab.tf_rnn.recurrence.Layout's default.
 VARIANTS = {
     "two chains, unrolled (the default)": (2, 128),
     "two chains, one while loop": (2, 0),
@@ -47,11 +47,13 @@ def measure(variant: str, case_index: int, repeats: int) -> dict:
     """In this process: first-step and median step time of one variant at one shape."""
     import bench_tf
     from common import median_ms
-    from rnnlab.tf_rnn import cores
+    from rnnlab.tf_rnn.recurrence import Layout
 
-    cores.N_CHAINS, cores.UNROLL_MAX_STEPS = VARIANTS[variant]
+    n_chains, unroll_max_steps = VARIANTS[variant]
+    layout = Layout(n_chains=n_chains, unroll_max_steps=unroll_max_steps)
     _, B, T, D, H, O, loss = cases()[case_index]
-    step = bench_tf.lstm_steps(B, T, D, H, O, loss, sides=("rnnlab",), parts=("train",))
+    step = bench_tf.lstm_steps(B, T, D, H, O, loss, sides=("rnnlab",), parts=("train",),
+                               layout=layout)
     step = step["rnnlab train"]
     start = time.perf_counter()
     step()

@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 from common import fit_line, growth_exponent, load_average, machine, markdown_table
-from rnnlab.tf_rnn.cores import UNROLL_MAX_STEPS  # imports TensorFlow, for this constant
+from rnnlab.tf_rnn.recurrence import Layout  # imports TensorFlow, for this default
+
+UNROLL_MAX_STEPS = Layout().unroll_max_steps
 
 HELPER = Path(__file__).resolve().parent / "_measure_size.py"
 B = 32

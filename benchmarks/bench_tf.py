@@ -93,10 +93,11 @@ def keras_train_fn(call, variables: list, loss_fn):
     return step
 
 
-def _side_fns(side: str, x, H: int, O: int, loss_fn) -> dict:
-    """{"train": step(x, y), "grad": gradient(x, y)} of one side, built for x (B, T, D)."""
+def _side_fns(side: str, x, H: int, O: int, loss_fn, layout=None) -> dict:
+    """{"train": step(x, y), "grad": gradient(x, y)} of one side, built for x (B, T, D);
+    `layout` (rnnlab.tf_rnn.recurrence.Layout) lays out rnnlab's LSTM (None: the default)."""
     if side == "rnnlab":
-        model = make_model("lstm", x.shape[-1], O, lstm_hidden=H, seed=0)
+        model = make_model("lstm", x.shape[-1], O, lstm_hidden=H, seed=0, layout=layout)
         return {"train": get_train_step(model, loss_fn, keras.optimizers.Adam(LEARNING_RATE),
                                         CLIP_NORM),
                 "grad": gradient_fn(model, model.variables_list, loss_fn, jit=True)}
@@ -122,13 +123,13 @@ def _waiting(fn, x, y):
 
 
 def lstm_steps(B: int, T: int, D: int, H: int, O: int, loss: str, sides=SIDES,
-               parts=PARTS) -> dict:
+               parts=PARTS, layout=None) -> dict:
     """{"<side> <part>": no-argument callable} on fixed random data of the shape; sides from
     SIDES, parts from PARTS (see the module docstring). The first call of each compiles."""
     x, y = lstm_data(B, T, D, O, loss)
     fns = {}
     for side in sides:
-        built = _side_fns(side, x, H, O, LOSSES[loss])
+        built = _side_fns(side, x, H, O, LOSSES[loss], layout)
         fns.update({f"{side} {part}": _waiting(built[part], x, y) for part in parts})
     return fns
 

@@ -1,5 +1,6 @@
-"""The TensorFlow cells (rnnlab.tf_rnn.cells, .cores): MyLSTMCell against keras.layers.LSTM
-with copied weights, BasicRNNCell against the numpy cell and TF autodiff, inits and state."""
+"""The TensorFlow cells (rnnlab.tf_rnn.cells; .recurrence, .lstm, .relu): MyLSTMCell against
+keras.layers.LSTM with copied weights and BasicRNNCell against the numpy cell and TF autodiff,
+on every path of the driver; inits, state and layout checks. MyGRUCell: test_gru.py."""
 
 from __future__ import annotations
 
@@ -9,37 +10,45 @@ import pytest
 from rnnlab.tf_rnn._tf import keras, tf
 from rnnlab.tf_rnn.cells import BasicRNNCell, MyLSTMCell, MyLSTMState
 from rnnlab.tf_rnn.model import make_model
+from rnnlab.tf_rnn.recurrence import Layout
 
 ATOL = 1e-5
+# Each path of the driver set explicitly (cores=2: unrolled on any machine; min_chain_rows=2:
+# small batches split); the defaults' own choices are tested with B = 3 / 20 below.
+PATHS = {
+    "one chain, while loop": Layout(n_chains=1),
+    "two chains, unrolled": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=128, cores=2),
+    "two chains, while loop": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=0, cores=2),
+}
 
 
 def _rng(seed=0):
     return np.random.default_rng(seed)
 
 
-def _keras_lstm_and_cell(n_in, H, seed=0):
+def _keras_lstm_and_cell(n_in, H, seed=0, layout=None):
     """A Keras LSTM with random weights (non-zero bias) and a MyLSTMCell holding copies."""
     layer = keras.layers.LSTM(H, return_sequences=True, return_state=True)
     layer.build((None, None, n_in))
     rng = _rng(seed)
     for w in layer.weights:
         w.assign(0.5 * rng.standard_normal(w.shape).astype(np.float32))
-    cell = MyLSTMCell(n_in, H, seed=seed + 1)
+    cell = MyLSTMCell(n_in, H, seed=seed + 1, layout=layout)
     by_name = {w.path.split("/")[-1]: w for w in layer.weights}
     for name, var in cell.weights.items():
         var.assign(by_name[name].numpy())
     return layer, cell
 
 
-# B = 3: one recurrence in a while loop; B = 20: the batch split into chains, unrolled.
-@pytest.mark.parametrize("B", [3, 20])
+# The default layout: B = 3 one recurrence in a while loop; B = 20 the batch split into chains
+# (unrolled on more than one core); then every path set explicitly (B = 6).
+@pytest.mark.parametrize("B, path", [(3, None), (20, None)] + [(6, path) for path in PATHS])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_lstm_matches_keras_outputs_states_and_gradients(with_state, B):
-    from rnnlab.tf_rnn import cores
-
-    assert (cores._chain_rows(B) is None) == (B == 3)
+def test_lstm_matches_keras_outputs_states_and_gradients(with_state, B, path):
+    if path is None:
+        assert (Layout().chain_rows(B) is None) == (B == 3)
     T, D, H = 6, 4, 5
-    layer, cell = _keras_lstm_and_cell(D, H)
+    layer, cell = _keras_lstm_and_cell(D, H, layout=PATHS.get(path))
     rng = _rng(1)
     x = tf.constant(rng.standard_normal((B, T, D)).astype(np.float32))
     h0 = tf.constant(rng.standard_normal((B, H)).astype(np.float32))
@@ -100,6 +109,26 @@ def test_lstm_with_unknown_length_in_a_compiled_function_matches_keras():
         np.testing.assert_allclose(g_m, g_k, atol=ATOL * max(1.0, float(np.max(np.abs(g_k)))))
 
 
+def test_lstm_two_chains_beyond_the_unrolling_limit_matches_keras():
+    """The default layout at T > unroll_max_steps with a split batch: two chains in one while
+    loop (the path of the pipeline's long sequences on a multi-core machine)."""
+    layout = Layout(cores=2)
+    B, T = 2 * layout.min_chain_rows, layout.unroll_max_steps + 2
+    assert layout.chain_rows(B) is not None and not layout.unrolled(T, 2)
+    layer, cell = _keras_lstm_and_cell(2, 3, seed=8, layout=layout)
+    x = tf.constant(0.5 * _rng(9).standard_normal((B, T, 2)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        out_k, h_k, c_k = layer(x)
+        out_m, state = cell(x)
+        loss_k = tf.reduce_sum(out_k ** 2) + tf.reduce_sum(c_k)
+        loss_m = tf.reduce_sum(out_m ** 2) + tf.reduce_sum(state.cell)
+    np.testing.assert_allclose(out_m, out_k, atol=ATOL)
+    np.testing.assert_allclose(state.cell, c_k, atol=ATOL)
+    for g_k, g_m in zip(tape.gradient(loss_k, layer.weights),
+                        tape.gradient(loss_m, list(cell.weights.values()))):
+        np.testing.assert_allclose(g_m, g_k, atol=ATOL * max(1.0, float(np.max(np.abs(g_k)))))
+
+
 def test_lstm_gradient_of_unused_final_cell_state():
     """Only the outputs used: the cell-state gradient coming in is None/zero, still correct."""
     layer, cell = _keras_lstm_and_cell(2, 3, seed=4)
@@ -152,22 +181,26 @@ def test_basic_rnn_matches_numpy_cell():
     np.testing.assert_allclose(h_last, expected[:, -1], atol=ATOL)
 
 
-def test_basic_rnn_gradients_match_autodiff():
-    """The hand-written BPTT against TF's autodiff of the same recurrence, written naively."""
-    B, T, D, H = 2, 5, 3, 4
-    cell = BasicRNNCell(D, H, seed=3)
+@pytest.mark.parametrize("path", [None] + list(PATHS))
+def test_basic_rnn_gradients_match_autodiff(path):
+    """The hand-written BPTT against TF's autodiff of the same recurrence, written naively;
+    the default layout (one chain) and every path."""
+    B, T, D, H = 6, 5, 3, 4
+    cell = BasicRNNCell(D, H, seed=3, layout=PATHS.get(path))
     cell.bias.assign(0.2 * _rng(3).standard_normal(H).astype(np.float32))
     x = tf.constant(_rng(4).standard_normal((B, T, D)).astype(np.float32))
     w = tf.constant(_rng(5).standard_normal((B, T, H)).astype(np.float32))
     variables = list(cell.weights.values())
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
-        ours = tf.reduce_sum(cell(x)[0] * w)
+        out = cell(x)[0]
+        ours = tf.reduce_sum(out * w)
         h, outs = tf.zeros((B, H)), []
         for t in range(T):
             h = tf.nn.relu(x[:, t] @ cell.kernel + h @ cell.recurrent_kernel + cell.bias)
             outs.append(h)
         naive = tf.reduce_sum(tf.stack(outs, axis=1) * w)
+    np.testing.assert_allclose(out, tf.stack(outs, axis=1), atol=ATOL)
     for g_ours, g_naive in zip(tape.gradient(ours, [x] + variables),
                                tape.gradient(naive, [x] + variables)):
         np.testing.assert_allclose(g_ours, g_naive, atol=ATOL)
@@ -222,3 +255,25 @@ def test_lstm_zero_state_and_state_fields():
     assert not np.allclose(state.cell, state.hidden)        # c_T is not h_T
     with pytest.raises(ValueError, match="MyLSTMState"):
         cell(x, zero.cell)
+    # Keras orders an LSTM's state [h, c]: a bare pair is refused, never read as (c, h)
+    for pair in ([zero.hidden, zero.cell], (zero.cell, zero.hidden)):
+        with pytest.raises(ValueError, match="MyLSTMState.*ambiguous"):
+            cell(x, pair)
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_chains=0), dict(min_chain_rows=-1),
+                                    dict(unroll_max_steps=-1), dict(cores=1.5),
+                                    dict(jit_compile="yes")])
+def test_layout_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError, match="Received an invalid value"):
+        Layout(**kwargs)
+
+
+def test_layout_plans_chains_and_unrolling():
+    layout = Layout(n_chains=2, min_chain_rows=8, unroll_max_steps=128, cores=2)
+    assert layout.chain_rows(15) is None and layout.chain_rows(None) is None
+    assert layout.chain_rows(21) == ((0, 10), (10, 21))
+    assert layout.unrolled(128, 2) and not layout.unrolled(129, 2)
+    assert not layout.unrolled(None, 2) and not layout.unrolled(5, 1)
+    assert not Layout(cores=1).unrolled(5, 2)          # nothing overlaps on one core
+    assert BasicRNNCell(2, 3).layout.n_chains == 1     # the ReLU RNN's committed layout

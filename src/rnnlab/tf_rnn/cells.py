@@ -1,13 +1,16 @@
 """Recurrent cells in TensorFlow 2, written from their equations (question 2 of the sheet).
 
 Cells are `tf.Module`s holding `tf.Variable`s; nothing here is built on Keras layers. Their
-recurrences (and hand-written BPTT) live in `rnnlab.tf_rnn.cores`.
+equations (forward and hand-written BPTT steps) live in `rnnlab.tf_rnn.lstm`, `.relu` and
+`.gru`, driven over whole sequences by `rnnlab.tf_rnn.recurrence` with the cell's `Layout`.
 
 * `RNNCell`: the interface. `cell(x, state=None)` runs over x (batch, time, n_in) and returns
   (outputs (batch, time, H), final state).
 * `BasicRNNCell`: h_t = ReLU(W_hh h_{t-1} + W_hx x_t + b), the cell of question 1.
 * `MyLSTMCell`: the LSTM in Keras's weight layout (gate blocks i, f, c, o), so weights copy to
   and from `keras.layers.LSTM`; its state is `MyLSTMState(cell, hidden)`.
+* `MyGRUCell`: the GRU in Keras's layout (blocks z, r, h; reset gate after the recurrent
+  matmul), so weights copy to and from `keras.layers.GRU`; its state is h (batch, H).
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ import numpy as np
 from rnnlab.choices import RNN_INITS
 from rnnlab.errors import check_positive_int, check_seed
 from rnnlab.initializers import glorot_normal, glorot_uniform, orthogonal, recurrent_matrix
+from rnnlab.tf_rnn import relu
 from rnnlab.tf_rnn._tf import DTYPE, tf
-from rnnlab.tf_rnn.cores import lstm_sequence, relu_rnn_sequence
+from rnnlab.tf_rnn.gru import GRU
+from rnnlab.tf_rnn.lstm import LSTM
+from rnnlab.tf_rnn.recurrence import Layout, sequence
 
 MyLSTMState = collections.namedtuple("MyLSTMState", ["cell", "hidden"])
 MyLSTMState.__doc__ = "State of MyLSTMCell: cell state c and hidden state h, each (batch, H)."
@@ -37,13 +43,19 @@ class RNNCell(tf.Module):
     `cell(x, state=None)` runs the cell over x (batch, time, n_in) from `state`
     (zero state if None) and returns (outputs (batch, time, output_size), final_state).
     Subclasses implement `zero_state` and `call_time_major`, and list their variables in
-    `weights` (a name -> tf.Variable dict in a fixed order).
+    `weights` (a name -> tf.Variable dict in a fixed order). `layout` (a
+    rnnlab.tf_rnn.recurrence.Layout) says how the recurrence is laid out on the CPU.
     """
 
-    def __init__(self, n_in: int, n_hidden: int, name: str | None = None):
+    def __init__(self, n_in: int, n_hidden: int, name: str | None = None,
+                 layout: Layout | None = None):
         super().__init__(name=name)
         self.n_in = check_positive_int("n_in", n_in)
         self.n_hidden = check_positive_int("n_hidden", n_hidden)
+        if layout is not None and not isinstance(layout, Layout):
+            raise ValueError(f"Received an invalid value for argument `layout`, expected a "
+                             f"rnnlab.tf_rnn.recurrence.Layout, got {layout!r}.")
+        self.layout = layout or Layout()
 
     @property
     def output_size(self) -> int:
@@ -52,6 +64,10 @@ class RNNCell(tf.Module):
     @property
     def weights(self) -> dict:
         raise NotImplementedError
+
+    def weight_tensors(self) -> dict:
+        """name -> the current value of each weight, as a tensor (what the recurrences take)."""
+        return {name: tf.convert_to_tensor(v) for name, v in self.weights.items()}
 
     @property
     def n_params(self) -> int:
@@ -101,11 +117,12 @@ class BasicRNNCell(RNNCell):
         init: W_hh at the start, one of rnnlab.choices.RNN_INITS (see rnnlab.initializers);
             W_hx ~ N(0, sqrt(2 / (n_in + H))) and b_h = 0 whatever it is, as in the sheet.
         seed: seeds the numpy generator that draws the initial weights.
+        layout: default one chain in a while loop (rnnlab.tf_rnn.relu.DEFAULT_LAYOUT).
     """
 
     def __init__(self, n_in: int, n_hidden: int, init: str = "orthogonal", seed: int = 0,
-                 name: str | None = None):
-        super().__init__(n_in, n_hidden, name=name)
+                 name: str | None = None, layout: Layout | None = None):
+        super().__init__(n_in, n_hidden, name=name, layout=layout or relu.DEFAULT_LAYOUT)
         if init not in RNN_INITS:
             raise ValueError(f"Received an invalid value for argument `init`, expected one "
                              f"of {RNN_INITS}, got {init!r}.")
@@ -126,9 +143,9 @@ class BasicRNNCell(RNNCell):
         return tf.zeros([batch_size, self.n_hidden], DTYPE)
 
     def call_time_major(self, x, state):
-        h0 = tf.convert_to_tensor(state, DTYPE)
-        hs = relu_rnn_sequence(x, h0, *[tf.convert_to_tensor(v) for v in self.weights.values()])
-        return hs, hs[-1]
+        hs, (h_last,) = sequence(relu.RELU, x, (_hidden_state(self, state),),
+                                 self.weight_tensors(), self.layout)
+        return hs, h_last
 
 
 class MyLSTMCell(RNNCell):
@@ -143,12 +160,14 @@ class MyLSTMCell(RNNCell):
     Initialised as Keras does: Glorot-uniform kernel, orthogonal recurrent kernel, zero
     bias except the forget gate's, which starts at 1 (unit_forget_bias).
 
-    The state is MyLSTMState(cell=c, hidden=h); `__call__` returns the hidden outputs of all
+    The state is MyLSTMState(cell=c, hidden=h) and nothing else: Keras orders an LSTM's state
+    [h, c], so a bare pair would be ambiguous. `__call__` returns the hidden outputs of all
     steps and the final MyLSTMState.
     """
 
-    def __init__(self, n_in: int, n_hidden: int, seed: int = 0, name: str | None = None):
-        super().__init__(n_in, n_hidden, name=name)
+    def __init__(self, n_in: int, n_hidden: int, seed: int = 0, name: str | None = None,
+                 layout: Layout | None = None):
+        super().__init__(n_in, n_hidden, name=name, layout=layout)
         rng = np.random.default_rng(check_seed(seed))
         H = self.n_hidden
         self.kernel = variable(glorot_uniform(rng, (self.n_in, 4 * H)), "kernel")
@@ -168,13 +187,61 @@ class MyLSTMCell(RNNCell):
 
     def call_time_major(self, x, state):
         if not isinstance(state, MyLSTMState):
-            if isinstance(state, (tuple, list)) and len(state) == 2:
-                state = MyLSTMState(*state)
-            else:
-                raise ValueError("MyLSTMCell expects its state as MyLSTMState(cell, hidden), "
-                                 f"got {type(state).__name__}.")
-        c_tm1 = tf.convert_to_tensor(state.cell, DTYPE)
+            pair = (" (a plain pair is ambiguous: Keras orders an LSTM's state [h, c])"
+                    if isinstance(state, (tuple, list)) else "")
+            raise ValueError("MyLSTMCell expects its state as MyLSTMState(cell=c, hidden=h), "
+                             f"got {type(state).__name__}{pair}.")
         h_tm1 = tf.convert_to_tensor(state.hidden, DTYPE)
-        hs, c_last = lstm_sequence(x, h_tm1, c_tm1,
-                                   *[tf.convert_to_tensor(v) for v in self.weights.values()])
-        return hs, MyLSTMState(cell=c_last, hidden=hs[-1])
+        c_tm1 = tf.convert_to_tensor(state.cell, DTYPE)
+        hs, (h_last, c_last) = sequence(LSTM, x, (h_tm1, c_tm1), self.weight_tensors(),
+                                        self.layout)
+        return hs, MyLSTMState(cell=c_last, hidden=h_last)
+
+
+class MyGRUCell(RNNCell):
+    """GRU cell written from its equations, in Keras's weight layout (keras.layers.GRU with
+    its default reset_after=True, so weights copy over one-to-one):
+
+        z = sigmoid(x_t Kz + b0z + h_tm1 Rz + b1z),  r = sigmoid(x_t Kr + b0r + h_tm1 Rr + b1r)
+        h^ = tanh(x_t Kh + b0h + r * (h_tm1 Rh + b1h));  h_t = z * h_tm1 + (1 - z) * h^
+
+    Variables: `kernel (n_in, 3H)`, `recurrent_kernel (H, 3H)`, column blocks z, r, h, and
+    `bias (2, 3H)`: bias[0] = b0 on the input projection, bias[1] = b1 on the recurrent one.
+    Initialised as Keras's GRU: Glorot-uniform kernel, orthogonal recurrent kernel, zero bias.
+    The state is h (batch, H); `__call__` returns the outputs of all steps and the final h.
+    """
+
+    def __init__(self, n_in: int, n_hidden: int, seed: int = 0, name: str | None = None,
+                 layout: Layout | None = None):
+        super().__init__(n_in, n_hidden, name=name, layout=layout)
+        rng = np.random.default_rng(check_seed(seed))
+        H = self.n_hidden
+        self.kernel = variable(glorot_uniform(rng, (self.n_in, 3 * H)), "kernel")
+        self.recurrent_kernel = variable(orthogonal(rng, (H, 3 * H)), "recurrent_kernel")
+        self.bias = variable(np.zeros((2, 3 * H)), "bias")
+
+    @property
+    def weights(self) -> dict:
+        return {"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel,
+                "bias": self.bias}
+
+    def zero_state(self, batch_size):
+        return tf.zeros([batch_size, self.n_hidden], DTYPE)
+
+    def call_time_major(self, x, state):
+        hs, (h_last,) = sequence(GRU, x, (_hidden_state(self, state),), self.weight_tensors(),
+                                 self.layout)
+        return hs, h_last
+
+
+def _hidden_state(cell: RNNCell, state):
+    """A one-tensor state h as a (batch, H) tensor; ValueError for anything else (e.g. Keras's
+    [h] list), so that a wrong state fails here and not inside the loop."""
+    if isinstance(state, (tuple, list)):
+        raise ValueError(f"{type(cell).__name__} expects its state as one tensor h "
+                         f"(batch, {cell.n_hidden}), got a {type(state).__name__}.")
+    h = tf.convert_to_tensor(state, DTYPE)
+    if h.shape.rank != 2 or h.shape[-1] not in (None, cell.n_hidden):
+        raise ValueError(f"{type(cell).__name__} expects its state as one tensor h "
+                         f"(batch, {cell.n_hidden}), got shape {h.shape}.")
+    return h

@@ -1,7 +1,7 @@
 """Why the LSTM remembers longer, measured on a trained TensorFlow model of the memory task:
 
 * the norm of the total gradient dL/dh_t at every step, for the loss on the recalled
-  positions, from the cells' own hand-written BPTT loops (rnnlab.tf_rnn.cores);
+  positions, from the cells' own hand-written BPTT loops (rnnlab.tf_rnn.recurrence);
 * the LSTM's gates and cell state along test sequences: the forget gate holding the additive
   cell state c_t = f c_{t-1} + i g across the blanks is what carries the symbols.
 """
@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.tf_rnn._tf import DTYPE, tf
-from rnnlab.tf_rnn.cells import MyLSTMCell
-from rnnlab.tf_rnn.cores import lstm_hidden_gradients, relu_rnn_hidden_gradients
+from rnnlab.tf_rnn.cells import BasicRNNCell, MyLSTMCell
+from rnnlab.tf_rnn.lstm import lstm_hidden_gradients
+from rnnlab.tf_rnn.relu import relu_rnn_hidden_gradients
 from rnnlab.tf_rnn.model import SequenceModel
 
 BATCH = 500  # sequences per call (bounded memory)
@@ -36,11 +37,13 @@ def hidden_state_gradients(model: SequenceModel, x, targets, loss_mask) -> np.nd
         loss = tf.reduce_sum(ce * mask)  # summed over sequences: each keeps its own gradient
     dhs = tape.gradient(loss, hs)
     cell, zeros = model.cell, tf.zeros_like(hs[0])
-    weights = [tf.convert_to_tensor(v) for v in cell.weights.values()]
+    weights = cell.weight_tensors()
     if isinstance(cell, MyLSTMCell):
-        dh = lstm_hidden_gradients(x_tm, zeros, zeros, *weights, dhs)
-    else:
-        dh = relu_rnn_hidden_gradients(x_tm, zeros, *weights, dhs)
+        dh = lstm_hidden_gradients(x_tm, zeros, zeros, weights, dhs, cell.layout)
+    elif isinstance(cell, BasicRNNCell):
+        dh = relu_rnn_hidden_gradients(x_tm, zeros, weights, dhs, cell.layout)
+    else:  # the GRU's loop has a direct z * h_tm1 path that recurrence.hidden_gradients omits
+        raise ValueError(f"no gradient-flow loop for {type(cell).__name__} yet")
     return tf.transpose(dh, [1, 0, 2]).numpy()
 
 

@@ -10,6 +10,7 @@ from rnnlab.errors import check_positive_int, check_seed
 from rnnlab.initializers import glorot_normal
 from rnnlab.tf_rnn._tf import tf
 from rnnlab.tf_rnn.cells import BasicRNNCell, MyLSTMCell, RNNCell, variable
+from rnnlab.tf_rnn.recurrence import Layout
 
 
 class Linear(tf.Module):
@@ -107,8 +108,9 @@ class SequenceModel(tf.Module):
 
 # cell name -> builder(n_in, H, rnn_init, seed), and -> parameter count of cell + output layer
 CELLS = {
-    "lstm": lambda n_in, H, rnn_init, seed: MyLSTMCell(n_in, H, seed=seed),
-    "rnn": lambda n_in, H, rnn_init, seed: BasicRNNCell(n_in, H, init=rnn_init, seed=seed),
+    "lstm": lambda n_in, H, rnn_init, seed, layout: MyLSTMCell(n_in, H, seed=seed, layout=layout),
+    "rnn": lambda n_in, H, rnn_init, seed, layout: BasicRNNCell(n_in, H, init=rnn_init,
+                                                                seed=seed, layout=layout),
 }
 _PARAM_COUNT = {
     "lstm": lambda n_in, H, n_out: 4 * H * (n_in + H + 1) + H * n_out + n_out,
@@ -147,7 +149,8 @@ def hidden_size(cell: str, n_in: int, n_out: int, lstm_hidden: int, rnn_hidden) 
 
 
 def make_model(cell: str, n_in: int, n_out: int, *, lstm_hidden: int, rnn_hidden=MATCHED,
-               rnn_init: str = "orthogonal", seed: int = 0) -> SequenceModel:
+               rnn_init: str = "orthogonal", seed: int = 0,
+               layout: Layout | None = None) -> SequenceModel:
     """The cell `cell` ("lstm" or "rnn") plus a linear output layer of size n_out.
 
     Args:
@@ -156,10 +159,12 @@ def make_model(cell: str, n_in: int, n_out: int, *, lstm_hidden: int, rnn_hidden
             has about as many parameters as the LSTM model of lstm_hidden units.
         rnn_init: the RNN's initial W_hh (rnnlab.choices.RNN_INITS); the LSTM has its own.
         seed: seeds the initial weights.
+        layout: how the cell's recurrence is laid out on the CPU (None: the default; the
+            benchmarks of the layout choices pass others).
     """
     H = hidden_size(cell, check_positive_int("n_in", n_in), check_positive_int("n_out", n_out),
                     lstm_hidden, rnn_hidden)
-    return SequenceModel(CELLS[cell](n_in, H, rnn_init, check_seed(seed)), n_out, seed=seed)
+    return SequenceModel(CELLS[cell](n_in, H, rnn_init, check_seed(seed), layout), n_out, seed=seed)
 
 
 def model_description(model: SequenceModel) -> dict:
