@@ -54,8 +54,10 @@ def main(argv=None) -> str:
                         "--shard", f"{k}/2", "--push", "origin") for k in (1, 2)]
         collect = timed(machine(origin, store, tmp / "collector", env), env,
                         *(["--quick"] if args.quick else []), "--collect", "origin")
-        same = all((tmp / "single" / path).read_bytes() == (tmp / "collector" / path).read_bytes()
-                   for path in ("metrics/memory_capacity.json", "plots/memory_capacity.csv"))
+        folder = "reports/capacity-quick" if args.quick else "reports/capacity"
+        same = all((tmp / "single" / folder / name).read_bytes()
+                   == (tmp / "collector" / folder / name).read_bytes()
+                   for name in ("summary.json", "curve.csv"))
     name = "QUICK grid" if args.quick else "full grid"
     text = (f"{name}, {args.jobs} workers per machine: one machine {single:.0f} s; two machines "
             f"{max(shards) + collect:.0f} s (shards {shards[0]:.0f} s and {shards[1]:.0f} s, each "

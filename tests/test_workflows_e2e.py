@@ -1,5 +1,7 @@
-"""`make compare` and `make capacity` on tiny params, through real DVC experiments, the queue,
-a bare git repository standing in for the shared git remote and a local DVC remote.
+"""`rnnlab compare` and `rnnlab capacity` on tiny params, through real DVC experiments, the queue,
+a bare git repository standing in for the shared git remote and a local DVC remote; their
+summaries are read from each run's results/<stem>.json and written apart from the committed
+ones (reports/compare.json, reports/capacity/) unless the run is the committed study.
 (Slow: real dvc commands.)"""
 
 from __future__ import annotations
@@ -25,13 +27,20 @@ def _python(project: Project, *args: str, check: bool = True):
     return project.run(str(VENV_BIN / "python"), "-m", *args, check=check)
 
 
+# What a run that is not the committed study must leave as it was.
+COMMITTED = ("metrics", "plots", "reports/compare.json", "reports/capacity", "docs", "README.md")
+
+
 def test_compare_summarises_seeds_and_reruns_nothing(built_copy):
     project = built_copy
-    args = ("rnnlab.workflows.compare", "--seeds", "2", "--only", "identity", "--jobs", "2")
+    args = ("rnnlab.cli", "compare", "--seeds", "2", "--only", "identity", "--jobs", "2")
     out = _python(project, *args).stdout
     assert "2 experiments (0 already current, 0 failed)" in out, out
-    summary = json.loads((project.root / "metrics/compare.json").read_text())
+    summary = json.loads((project.root / "reports/compare-custom/summary.json").read_text())
     assert summary["seeds"] == [0, 1]
+    assert summary["study"]["committed"] is False
+    assert summary["study"]["experiments"] == ["identity"]
+    assert project.git("status", "--porcelain", "--", *COMMITTED).stdout == ""
     stats = summary["experiments"]["identity"]
     assert set(stats) == {"numpy_rnn_copy.test_accuracy", "numpy_rnn_copy.test_loss",
                           "numpy_rnn_copy.n_params", "gradient_flow_copy.init.shrink_across_blanks",
@@ -39,15 +48,16 @@ def test_compare_summarises_seeds_and_reruns_nothing(built_copy):
                           "gradient_flow_copy.trained.shrink_across_blanks",
                           "gradient_flow_copy.trained.shrink_to_first_symbol"}
     for stat in stats.values():
-        assert stat["n"] == 2 and len(stat["values"]) == 2
+        assert stat["n"] == 2 and len(stat["values"]) == 2 and stat["seeds"] == [0, 1]
         assert stat["min"] <= stat["mean"] <= stat["max"]
     # Different seeds drew different data and weights.
     assert len(set(stats["numpy_rnn_copy.test_loss"]["values"])) == 2
-    assert {"identity-s0", "identity-s1"} <= set(project.dvc("exp", "ls", "--name-only").stdout.split())
+    names = project.dvc("exp", "ls", "--name-only").stdout.split()
+    assert {"identity-s0", "identity-s1"} <= set(names)
     # Again, with nothing changed: every experiment is current, nothing is queued or trained.
     again = _python(project, *args).stdout
     assert "2 experiments (2 already current, 0 failed)" in again, again
-    assert json.loads((project.root / "metrics/compare.json").read_text()) == summary
+    assert json.loads((project.root / "reports/compare-custom/summary.json").read_text()) == summary
     # A change to code the runs use makes them stale (no third run: the check that decides).
     cell = project.root / "src/rnnlab/numpy_rnn/cell.py"
     cell.write_text(cell.read_text() + "# changed\n")
@@ -75,8 +85,9 @@ def _clone(origin: Path, dest: Path, store: Path) -> Project:
 
 
 def _summary(project: Project) -> tuple[dict, str]:
-    return (json.loads((project.root / "metrics/memory_capacity.json").read_text()),
-            (project.root / "plots/memory_capacity.csv").read_text())
+    """The summary of GRID, a grid other than the committed one: reports/capacity-custom/."""
+    return (json.loads((project.root / "reports/capacity-custom/summary.json").read_text()),
+            (project.root / "reports/capacity-custom/curve.csv").read_text())
 
 
 def test_a_sweep_sharded_over_two_machines_equals_one_machine(tmp_path):
@@ -89,11 +100,12 @@ def test_a_sweep_sharded_over_two_machines_equals_one_machine(tmp_path):
                                "--jobs", "1", "--shard", f"{k}/2", "--push", "origin"],
                               cwd=m.root, env=m.env, text=True, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
-             for k, m in zip((1, 2), machines)]
+             for k, m in zip((1, 2), machines, strict=True)]
     outputs = [proc.communicate(timeout=600)[0] for proc in procs]
-    for k, (proc, output) in enumerate(zip(procs, outputs), start=1):
+    for k, (proc, output) in enumerate(zip(procs, outputs, strict=True), start=1):
         assert proc.returncode == 0, output
-        assert f"shard {k}/2: 1 of 1 experiments finished" in output and "pushed to origin" in output
+        assert f"shard {k}/2: 1 of 1 experiments finished" in output, output
+        assert "pushed to origin" in output, output
     collector = _clone(origin, tmp_path / "collector", store)
     out = _python(collector, "rnnlab.workflows.capacity", *GRID, "--collect", "origin").stdout
     assert "2 grid points, 2 finished, 0 missing" in out, out
@@ -105,38 +117,42 @@ def test_a_sweep_sharded_over_two_machines_equals_one_machine(tmp_path):
     single = _clone(origin, tmp_path / "single", store)
     _python(single, "rnnlab.workflows.capacity", *GRID, "--jobs", "2")
     assert _summary(collector) == _summary(single)  # the runs are deterministic
+    grid = _summary(single)[0]["grid"]
+    assert (grid["name"], grid["committed_study"], grid["prefix"]) == ("custom", False, "cap-quick")
+    assert single.git("status", "--porcelain", "--", *COMMITTED).stdout == ""
     # A collection with a point missing reports it instead of dropping it.
     out = _python(collector, "rnnlab.workflows.capacity", *GRID[:4], "4", *GRID[5:],
                   "--collect", "origin").stdout
-    runs = json.loads((collector.root / "metrics/memory_capacity_runs.json").read_text())
-    assert "1 missing" in out and list(runs["problems"]) == ["cap-lstm-b4-s0"]
+    runs = json.loads((collector.root / "reports/capacity-custom/runs.json").read_text())
+    assert "1 missing" in out and list(runs["problems"]) == ["cap-quick-lstm-b4-s0"]
 
 
 @pytest.mark.parametrize("args, message", [
     (["--shard", "3/2"], "argument --shard: expected K/N with 1 <= K <= N (e.g. 1/2), got '3/2'"),
     (["--shard", "0/2"], "argument --shard: expected K/N with 1 <= K <= N (e.g. 1/2), got '0/2'"),
-    (["--push", "nosuch"], "capacity: error: git remote 'nosuch' is unknown or unreachable"),
+    (["--push", "nosuch"], "git remote 'nosuch' is unknown or unreachable"),
     (["--collect", "/nonexistent/origin.git"],
-     "capacity: error: git remote '/nonexistent/origin.git' is unknown or unreachable"),
-    (["-S", "nosuchsection.x=1"], "capacity: error: DVC refused to queue cap-lstm-b2-s0: "
+     "git remote '/nonexistent/origin.git' is unknown or unreachable"),
+    (["-S", "nosuchsection.x=1"], "DVC refused to queue cap-quick-lstm-b2-s0: "
      "Invalid `--set-param` value: Could not override 'nosuchsection.x'."),
 ], ids=["shard-over", "shard-zero", "unknown-remote", "unreachable-remote", "unknown-param"])
 def test_bad_sweep_arguments_end_with_one_line_and_write_nothing(built_project, args, message):
-    before = {p: p.read_bytes() for p in (built_project.root / "metrics").glob("memory_capacity*")}
-    proc = _python(built_project, "rnnlab.workflows.capacity", *GRID, *args, check=False)
+    proc = _python(built_project, "rnnlab.cli", "capacity", *GRID, *args, check=False)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
-    assert message in lines[-1] and "Traceback" not in proc.stderr, proc.stderr
-    after = {p: p.read_bytes() for p in (built_project.root / "metrics").glob("memory_capacity*")}
-    assert after == before
+    assert lines[-1].startswith("rnnlab capacity: error: ") and message in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert built_project.git("status", "--porcelain", "--", *COMMITTED).stdout == ""
+    assert not (built_project.root / "reports/capacity-custom").exists()
     assert "cap-" not in built_project.dvc("exp", "ls", "--name-only").stdout  # nothing ran
 
 
 def test_push_without_a_dvc_remote_is_refused_before_any_training(built_project, tmp_path):
     origin = tmp_path / "origin.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(built_project.root), str(origin)], check=True)
-    proc = _python(built_project, "rnnlab.workflows.capacity", *GRID, "--shard", "1/2",
+    subprocess.run(["git", "clone", "-q", "--bare", str(built_project.root), str(origin)],
+                   check=True)
+    proc = _python(built_project, "rnnlab.cli", "capacity", *GRID, "--shard", "1/2",
                    "--push", str(origin), check=False)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith(
-        "capacity: error: no default DVC remote for the experiments' outputs"), proc.stderr
+        "rnnlab capacity: error: no default DVC remote for the experiments' outputs"), proc.stderr

@@ -1,32 +1,44 @@
-"""`make capacity`: recall accuracy against delay for the RNN, the IRNN and the LSTM, as queued
+"""`rnnlab capacity`: recall accuracy against delay for the RNN, the IRNN and the LSTM, as queued
 DVC experiments, on one machine or sharded over several.
 
 Each grid point (blank separation B x cell x seed) is one experiment `cap-lstm-b40-s1`:
 `dvc exp run --queue train_memory -S ...` (see rnnlab.workflows.queue). The summary is built
-from `dvc exp show --json`: metrics/memory_capacity.json (numbers only, for `dvc metrics show`),
-plots/memory_capacity.csv (the curve, flat, for `dvc plots`), plots/memory_capacity.png and
-metrics/memory_capacity_runs.json (settings, missing and failed runs with their reasons).
+from each run's record, results/memory.json in its experiment's commit, into one folder:
+summary.json (the curve's numbers), curve.csv (the curve, flat, for `dvc plots`), curve.png
+and runs.json (the grid, its settings, missing and failed runs with their reasons).
+
+Only the full default grid (the committed study) writes reports/capacity/. The quick grid
+(--quick, experiments `cap-quick-...`, so they never replace the full grid's) writes
+reports/capacity-quick/; any other grid (other --cells, --delays or --seeds, extra -S, another
+--prefix) writes reports/capacity-PREFIX/ (reports/capacity-custom/ under the default prefix).
+Each summary says which grid it is and whether it is the committed study.
 
 Past one machine, on git and DVC remotes (no scheduler of our own):
 
-    python -m rnnlab.workflows.capacity --shard 1/2 --push origin   # machine 1
-    python -m rnnlab.workflows.capacity --shard 2/2 --push origin   # machine 2
-    python -m rnnlab.workflows.capacity --collect origin            # anywhere, afterwards
+    rnnlab capacity --shard 1/2 --push origin   # machine 1
+    rnnlab capacity --shard 2/2 --push origin   # machine 2
+    rnnlab capacity --collect origin            # anywhere, afterwards
 
-A shard runs a deterministic, cost-balanced slice of the grid and pushes each finished
-experiment with its outputs (`dvc exp push`); --collect pulls the grid's experiments
-(`dvc exp pull`) and builds the summary. A point with no finished run is reported as missing.
+(`python -m rnnlab.workflows.capacity` takes the same options.) A shard runs a deterministic,
+cost-balanced slice of the grid and pushes each finished experiment with its outputs
+(`dvc exp push`); --collect pulls the grid's experiments (`dvc exp pull`) and builds the
+summary. A point with no finished run is reported as missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from rnnlab.errors import RnnlabError
 from rnnlab.pipeline.params import read_params
 from rnnlab.workflows.dvc_commands import describe_failure, dvc, key_value
 from rnnlab.workflows.queue import Run, experiments, run_all
@@ -46,14 +58,52 @@ LABELS = {"rnn": "ReLU RNN (orthogonal init)", "irnn": "IRNN (identity init)", "
 # B <= 40 and 2.1x at B = 80 (XLA compiling the unrolled loop with an empty cache).
 CELL_COST = {"rnn": 1.0, "irnn": 1.0, "lstm": 1.4}
 # The full grid's budget: 15 epochs of 10,000 sequences (1,500 steps) instead of the default 35.
-FULL = {"delays": [0, 5, 10, 20, 40, 80], "seeds": [0, 1],
+FULL = {"name": "full", "prefix": "cap", "delays": [0, 5, 10, 20, 40, 80], "seeds": [0, 1],
         "overrides": {"tf_memory.epochs": 15}}
-QUICK = {"delays": [0, 20], "seeds": [0, 1],
+# Its own experiment names: a quick run must not replace the full grid's experiments (their
+# points at B = 0 and 20 would otherwise have to train again at the next full run).
+QUICK = {"name": "quick", "prefix": "cap-quick", "delays": [0, 20], "seeds": [0, 1],
          "overrides": {"memory_task.n_train": 2000, "memory_task.n_test": 500,
                        "tf_model.lstm_hidden": 32, "tf_memory.epochs": 10}}
-PREFIX = "cap"
-OUTPUTS = {"json": "metrics/memory_capacity.json", "csv": "plots/memory_capacity.csv",
-           "png": "plots/memory_capacity.png", "runs": "metrics/memory_capacity_runs.json"}
+PREFIX = FULL["prefix"]
+REPORTS = Path("reports")
+COMMITTED = REPORTS / "capacity"  # the full default grid's summary: the committed study
+FILES = {"json": "summary.json", "runs": "runs.json", "csv": "curve.csv", "png": "curve.png"}
+RECORD = "results/memory.json"  # what train_memory records of each run (DVC out, not metrics)
+HELP = "recall against delay, RNN vs IRNN vs LSTM (about 11 min; --quick 1.5 min)"
+DESCRIPTION = f"""\
+Trains the memory task over a grid of blank separations B x cell x seed, one queued DVC
+experiment per point (PREFIX-CELL-bB-sSEED), skipping points that already ran with the same
+params and code, and summarises recall accuracy and final training loss against B.
+
+Writes {COMMITTED}/ (summary.json, runs.json, curve.csv, curve.png) for the full default
+grid only (the committed study); --quick writes {REPORTS}/capacity-quick/, any other grid
+(other --cells/--delays/--seeds, -S, --prefix) {REPORTS}/capacity-PREFIX/ (or
+capacity-custom/). --shard writes nothing (--collect summarises).
+
+Takes about 11 min on this project's 2-core machine with --jobs 2 (36 experiments; 597-681 s
+measured), --quick about 1.5 min (12 small experiments; 74-97 s), seconds when every point is
+already current."""
+
+
+def int_at_least(minimum: int):
+    """An argparse type: a whole number >= minimum, or one clear error line."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def experiment_prefix(text: str) -> str:
+    """An argparse type: a prefix usable in experiment names and a folder name."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected letters, digits, '_', '.' or '-', got {text!r}")
 
 
 def experiment_name(cell: str, delay: int, seed: int, prefix: str = PREFIX) -> str:
@@ -147,8 +197,9 @@ def curve_columns(rows: list[dict], cells: list[str], delays: list[int]) -> dict
 
 
 def write_summary(rows: list[dict], problems: dict[str, str], settings: dict,
-                  paths: dict[str, str]) -> None:
-    """The four outputs, each atomically; the JSON metrics last."""
+                  paths: dict[str, str], grid: dict | None = None) -> None:
+    """The four outputs, each atomically, the summary JSON last; `grid` (which grid, whether
+    it is the committed study) labels both JSON files."""
     from rnnlab.pipeline import plotting
     from rnnlab.pipeline.files import write_csv, write_json, write_png
 
@@ -165,8 +216,9 @@ def write_summary(rows: list[dict], problems: dict[str, str], settings: dict,
     write_png(paths["png"], plotting.memory_capacity(
         delays, series("accuracy"), 1 / 8, series("train_loss"),
         [r["memoryless_loss"] for r in rows if r["cell"] == cells[0]], missing))
-    write_json(paths["runs"], {"settings": settings, "problems": problems})
-    write_json(paths["json"], {"chance_accuracy": 1 / 8, **{
+    label = {"grid": grid} if grid else {}
+    write_json(paths["runs"], {**label, "settings": settings, "problems": problems})
+    write_json(paths["json"], {**label, "chance_accuracy": 1 / 8, **{
         cell: {f"b{r['blank_separation_len']}": {k: r[k] for k in (
             "accuracy_mean", "accuracy_min", "accuracy_max", "train_loss_mean", "n_runs",
             "n_missing") if r[k] is not None} for r in rows if r["cell"] == cell}
@@ -222,27 +274,83 @@ def collected(runs: list[Run], remote: str) -> tuple[dict, dict]:
     return results, problems
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Recall accuracy against delay, as queued DVC experiments.")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel queue workers")
-    parser.add_argument("--quick", action="store_true", help="a small grid for trying it out")
-    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(CELLS))
-    parser.add_argument("--delays", nargs="+", type=int, help="blank separations to sweep")
-    parser.add_argument("--seeds", nargs="+", type=int, help="model seeds per grid point")
+@dataclass(frozen=True)
+class Grid:
+    """The grid a command line asks for, and where its summary goes."""
+
+    name: str  # "full", "quick" or "custom"
+    cells: list[str]
+    delays: list[int]
+    seeds: list[int]
+    overrides: dict
+    prefix: str
+    folder: Path
+
+    def runs(self) -> list[Run]:
+        return grid_runs(self.cells, self.delays, self.seeds, self.overrides, self.prefix)
+
+    def paths(self) -> dict[str, str]:
+        return {key: str(self.folder / name) for key, name in FILES.items()}
+
+    def label(self) -> dict:
+        """What the summary says about itself."""
+        committed = self.folder == COMMITTED
+        note = ("the committed study: the full default grid" if committed else
+                f"not the committed study ({COMMITTED}/): "
+                + ("the quick grid, for trying the workflow; too little training to separate "
+                   "the cells" if self.name == "quick" else "a grid other than the default"))
+        return {"name": self.name, "committed_study": committed, "note": note,
+                "prefix": self.prefix, "cells": self.cells, "delays": self.delays,
+                "seeds": self.seeds, "overrides": self.overrides}
+
+
+def choose_grid(args: argparse.Namespace) -> Grid:
+    """The full or quick grid with the command line's changes. Cells, delays and seeds come in
+    a fixed order, so the same grid gives the same summary however it is typed. Only the full
+    grid unchanged writes the committed summary (reports/capacity/)."""
+    base = QUICK if args.quick else FULL
+    cells = [cell for cell in CELLS if cell in (args.cells or CELLS)]
+    delays = sorted(set(args.delays)) if args.delays else base["delays"]
+    seeds = sorted(set(args.seeds)) if args.seeds else base["seeds"]
+    overrides = dict(base["overrides"], **dict(args.set))
+    prefix = args.prefix or base["prefix"]
+    unchanged = (cells == list(CELLS) and delays == base["delays"] and seeds == base["seeds"]
+                 and overrides == base["overrides"] and prefix == base["prefix"])
+    if unchanged:
+        folder = COMMITTED if base is FULL else REPORTS / "capacity-quick"
+    else:
+        folder = REPORTS / f"capacity-{prefix if prefix != base['prefix'] else 'custom'}"
+    return Grid(base["name"] if unchanged else "custom", cells, delays, seeds, overrides,
+                prefix, folder)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """capacity's options, for `rnnlab capacity` and `python -m rnnlab.workflows.capacity`."""
+    parser.add_argument("--jobs", type=int_at_least(1), default=2, metavar="N",
+                        help="parallel queue workers (default 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small grid for trying it out (B = 0, 20; smaller data and "
+                             "model; experiments cap-quick-...; writes reports/capacity-quick/)")
+    parser.add_argument("--cells", nargs="+", choices=list(CELLS), metavar="CELL",
+                        help=f"which cells to sweep (of: {', '.join(CELLS)}; default all)")
+    full, quick = (" ".join(map(str, grid["delays"])) for grid in (FULL, QUICK))
+    parser.add_argument("--delays", nargs="+", type=int_at_least(0), metavar="B",
+                        help=f"blank separations to sweep (default {full}; --quick: {quick})")
+    parser.add_argument("--seeds", nargs="+", type=int_at_least(0), metavar="SEED",
+                        help="model seeds per grid point (default 0 1)")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         type=key_value, help="extra params override for every grid point")
-    parser.add_argument("--prefix", default=PREFIX, help="experiment names: PREFIX-CELL-bB-sSEED")
+    parser.add_argument("--prefix", type=experiment_prefix, metavar="PREFIX",
+                        help=f"experiment names PREFIX-CELL-bB-sSEED (default {FULL['prefix']}, "
+                             f"--quick: {QUICK['prefix']}); another prefix writes "
+                             "reports/capacity-PREFIX/")
     parser.add_argument("--shard", type=parse_shard, metavar="K/N",
                         help="run only slice K of N of the grid (no summary: see --collect)")
     parser.add_argument("--push", metavar="REMOTE",
                         help="dvc exp push each finished experiment to this git remote")
     parser.add_argument("--collect", metavar="REMOTE",
                         help="pull the grid's experiments from this git remote and summarise")
-    args = parser.parse_args(argv)
-    if args.collect and (args.shard or args.push):
-        parser.error("--collect runs nothing: use it without --shard and --push")
-    return args
+    parser.set_defaults(command_name=parser.prog)
 
 
 def _run_or_collect(args, runs: list[Run], to_remember_len: int) -> tuple[dict, dict] | None:
@@ -253,7 +361,10 @@ def _run_or_collect(args, runs: list[Run], to_remember_len: int) -> tuple[dict, 
     if args.push:
         check_dvc_remote()
     if args.collect:
-        return collected(runs, args.collect)
+        results, problems = collected(runs, args.collect)
+        for name, reason in problems.items():
+            print(f"capacity: {name}: {reason}", file=sys.stderr)
+        return results, problems
     mine = shard(runs, *args.shard, to_remember_len) if args.shard else runs
     results, failures, current = run_all(mine, args.jobs, "capacity")
     for name, reason in failures.items():
@@ -270,35 +381,72 @@ def _run_or_collect(args, runs: list[Run], to_remember_len: int) -> tuple[dict, 
     return results, failures
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    grid = QUICK if args.quick else FULL
-    delays, seeds = args.delays or grid["delays"], args.seeds or grid["seeds"]
-    overrides = dict(grid["overrides"], **dict(args.set))
-    start = time.perf_counter()
+def read_records(results: dict, problems: dict[str, str]) -> dict[str, dict]:
+    """{name: the run's results/memory.json} of the finished runs; a finished run without it
+    (e.g. one from before the records moved to results/) joins `problems`."""
+    records = {}
+    for name, experiment in results.items():
+        text = experiment.read(RECORD)
+        if text is None:
+            problems[name] = f"finished, but its commit has no {RECORD}"
+        else:
+            records[name] = json.loads(text)
+    return records
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run, shard or collect the grid and write its summary; the exit status. Errors end the
+    process with one line."""
+    prog = getattr(args, "command_name", "capacity")
+    if args.collect and (args.shard or args.push):
+        print(f"{prog}: error: --collect runs nothing: use it without --shard and --push",
+              file=sys.stderr)
+        return 2
     try:
-        remember = overrides.get("memory_task.to_remember_len",
-                                 read_params()["memory_task"]["to_remember_len"])
-        runs = grid_runs(args.cells, delays, seeds, overrides, args.prefix)
-        outcome = _run_or_collect(args, runs, remember)
+        return capacity(args, choose_grid(args), prog)
     except KeyboardInterrupt:
-        sys.exit("capacity: interrupted; the queue is stopped and this grid's queued runs removed")
+        sys.exit(f"{prog}: interrupted; the queue is stopped and this grid's queued runs removed")
     except subprocess.CalledProcessError as exc:
-        sys.exit(f"capacity: {describe_failure(exc)}")
-    except (RuntimeError, OSError) as exc:
-        sys.exit(f"capacity: error: {exc}")
+        sys.exit(f"{prog}: error: {describe_failure(exc)}")
+    except (RnnlabError, RuntimeError, OSError) as exc:
+        sys.exit(f"{prog}: error: {exc}")
+
+
+def capacity(args: argparse.Namespace, grid: Grid, prog: str) -> int:
+    """The workflow: run (or collect) the grid's runs, read their records, summarise."""
+    start = time.perf_counter()
+    remember = grid.overrides.get("memory_task.to_remember_len",
+                                  read_params()["memory_task"]["to_remember_len"])
+    runs = grid.runs()
+    outcome = _run_or_collect(args, runs, remember)
     if outcome is None:
-        return
+        return 0
     results, problems = outcome
-    memory = {name: exp.metrics().get("metrics/memory.json", {}) for name, exp in results.items()}
-    if not memory:
-        sys.exit("capacity: error: no run of the grid finished (reasons above)")
-    rows = summarise(memory, problems, args.cells, delays, seeds, remember, args.prefix)
-    settings = {cell: {**CELLS[cell], **overrides} for cell in args.cells}
-    write_summary(rows, problems, settings, OUTPUTS)
-    print(f"capacity: {len(runs)} grid points, {len(memory)} finished, {len(problems)} missing "
-          f"or failed, in {time.perf_counter() - start:.0f} s; wrote "
-          + ", ".join(OUTPUTS.values()))
+    records = read_records(results, problems)
+    if not records:
+        sys.exit(f"{prog}: error: no run of the grid finished (reasons above)")
+    rows = summarise(records, problems, grid.cells, grid.delays, grid.seeds, remember,
+                     grid.prefix)
+    settings = {cell: {**CELLS[cell], **grid.overrides} for cell in grid.cells}
+    write_summary(rows, problems, settings, grid.paths(), grid.label())
+    print(f"capacity: {len(runs)} grid points, {len(records)} finished, {len(problems)} missing "
+          f"or failed, in {time.perf_counter() - start:.0f} s; wrote {grid.folder}/ "
+          f"({grid.label()['note']})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m rnnlab.workflows.capacity` (`rnnlab capacity` builds its own
+    from the same add_arguments)."""
+    parser = argparse.ArgumentParser(prog="python -m rnnlab.workflows.capacity",
+                                     description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
