@@ -1,11 +1,10 @@
 """Running dvc from rnnlab's workflows (compare, capacity, the plots template).
 
 Every dvc command goes through this environment's dvc, with this environment's bin directory
-first on PATH: DVC's queue workers start `dvc` by name and the stages run `python stages/...`,
-so without it `python -m rnnlab.capacity` from a shell where the venv is not activated would
-queue experiments that no worker ever picks up. Commands are argument lists, never shell
-strings.
-Queueing experiments goes through DVC's Python API instead (rnnlab.workflows.queue.queue_runs).
+first on PATH: the stages run `python stages/...`, so without it `python -m rnnlab.capacity`
+from a shell where the venv is not activated would train with another interpreter. Commands
+are argument lists, never shell strings.
+The experiments themselves run as `dvc exp run --temp` subprocesses (rnnlab.workflows.queue).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,22 @@ def dvc_output(*args: str, check: bool = False) -> str:
     """Run one dvc command and return its stdout (its stderr goes to ours)."""
     return subprocess.run(["dvc", *args], stdout=subprocess.PIPE, text=True, check=check,
                           env=environment()).stdout
+
+
+def dvc_output_retried(*args: str, attempts: int = 3, pause: float = 2.0) -> str:
+    """stdout of a dvc command that must succeed: retried `attempts` times (DVC's own lock
+    or a busy queue fail now and then), then a RuntimeError with one line saying why."""
+    for attempt in range(attempts):
+        proc = subprocess.run(["dvc", *args], capture_output=True, text=True, env=environment())
+        if proc.returncode == 0:
+            return proc.stdout
+        if attempt + 1 < attempts:
+            time.sleep(pause)
+    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")] or lines
+    reason = f": {errors[-1]}" if errors else ""
+    raise RuntimeError(f"`dvc {' '.join(args)}` failed {attempts} times (exit {proc.returncode})"
+                       f"{reason}")
 
 
 def describe_failure(exc: subprocess.CalledProcessError) -> str:

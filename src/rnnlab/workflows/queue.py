@@ -1,35 +1,70 @@
-"""Named DVC experiments run through DVC's queue: what `make compare` and `make capacity` share.
+"""Named DVC experiments, run in parallel: what `make compare` and `make capacity` share.
 
-Each run is `dvc exp run --queue -n NAME -S key=value ... [stages]`; `dvc queue start -j N`
-runs them in N workers (each in its own temporary copy of the repository), and every result
-stays an ordinary experiment (`dvc exp show`, `dvc metrics diff`, `dvc exp push`). Progress
-is tracked by task id; a run that fails is reported with the stage's own one-line error.
+Each run is `dvc exp run --temp -n NAME -S key=value ... [stages]`, a subprocess of its own
+(in its own temporary copy of the repository); `jobs` of them run at a time. Every result is an
+ordinary experiment (`dvc exp show`, `dvc metrics diff`, `dvc exp push`). A run that fails is
+reported with the stage's own one-line error, taken from the run's output.
+
+Why not DVC's queue (`dvc exp run --queue` + `dvc queue start`), which rnnlab used before:
+stopping it mid-sweep broke the repository. After `dvc queue stop --kill` (which shuts the
+Celery workers down, then kills the running tasks) the killed tasks ended Failed, but the
+workers had taken the next queued ones, which stayed "Running" with no worker and no info
+file, and every `dvc exp show` then failed with "No such file or directory:
+.dvc/tmp/exps/run/<id>/<id>.run" (3 of 3 tries; treeverse/dvc#7068, and random failures with
+-j > 1: treeverse/dvc#10673); the killed tasks' stage processes went on training. A run of
+our own is one process group that we stop as a whole, and the next workflow cleans up after a
+run that could not clean up itself (see `heal`, which also repairs that queue state).
 
 Results are read from the experiments' git commits (refs/exps/...). A run whose experiment
 already exists with the same params and the same code for the stages it runs (its dvc.lock
-against the workspace's files) is not queued again, whatever commit it was run on, so
-repeating a workflow with nothing changed trains nothing.
+against the workspace's files) is not run again, whatever commit it was run on, so repeating
+a workflow with nothing changed trains nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnlab.pipeline.code_deps import declared, expand_stages, upstream_stages
+from rnnlab.pipeline.code_deps import (FINGERPRINT_STAGE, current_md5, declared, expand_stages,
+                                      is_code_dep, upstream_stages)
 from rnnlab.pipeline.params import parse_yaml, read_params
-from rnnlab.workflows.dvc_commands import dvc, dvc_output, quiet_dvc, set_values
+from rnnlab.workflows.dvc_commands import dvc, dvc_output_retried, environment, set_values
 
-FINISHED = ("Success", "Failed")
 TASK_ID = re.compile(r"[0-9a-f]{7,}")
 STAGE_ERROR = re.compile(r"^[\w@.-]+: error: (.*)$", re.MULTILINE)  # run_stage's one-line errors
+DVC_ERROR = re.compile(r"^ERROR: (.*)$", re.MULTILINE)
+
+# Our own bookkeeping, in DVC's git-ignored tmp folder: one file per running run (its process
+# group, so that the next workflow can stop what a killed one left running) and each run's
+# output (for its failure reason).
+STATE = Path(".dvc/tmp/rnnlab")
+# Where `dvc exp run --temp` copies the repository (one tmp* folder per run) and keeps each
+# run's info file (run/<id>/<id>.run); every --temp run also leaves an info file in
+# .dvc/tmp/exps/run/ (a DVC quirk), which only DVC's queue reads.
+STANDALONE = Path(".dvc/tmp/exps/standalone")
+EXEC_INFOS = Path(".dvc/tmp/exps/run")
+CELERY = Path(".dvc/tmp/exps/celery")  # DVC's queue, which earlier rnnlab versions used
+
+STOP_SECONDS = 15.0  # how long a stopped run gets to clean up after itself before SIGKILL
+START_SECONDS = 120.0  # how long a run may take to copy the repository and start
+# A run is given up (killed and reported) when it has run this many times as long as the
+# longest finished run of its workflow, and at least MIN_LIMIT seconds; FIRST_LIMIT before
+# any has finished.
+OVERTIME_FACTOR = 5.0
+MIN_LIMIT = 600.0
+FIRST_LIMIT = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -40,20 +75,6 @@ class Run:
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
     targets: tuple[str, ...] = ()
-
-
-def queue_tasks() -> list[tuple[str, str, str]]:
-    """(task id, experiment name, status) of every task `dvc queue status` lists.
-
-    Status is Queued, Running, Success or Failed. Names can repeat across runs of a
-    workflow, task ids cannot, so progress is tracked by id.
-    """
-    tasks = []
-    for line in dvc_output("queue", "status").splitlines():
-        fields = line.split()  # task id, name, created (e.g. "02:01 PM"), status
-        if len(fields) >= 4 and TASK_ID.fullmatch(fields[0]):
-            tasks.append((fields[0], fields[1], fields[-1]))
-    return tasks
 
 
 @dataclass(frozen=True)
@@ -84,15 +105,20 @@ class Experiment:
                                upstream_stages(list(run.targets)))
 
     def is_current(self, params: dict, stages: dict[str, dict]) -> bool:
-        """True if it ran with exactly these params and with the workspace's current version of
-        every code file (src/, stages/) that these stages depend on, per its dvc.lock."""
+        """True if it ran with exactly these params and with the workspace's current code for
+        every stage, per its dvc.lock: each code dep (a stage script's fingerprint, data/code/,
+        as the fingerprint stage would write it from today's code; a file of src/ or stages/)
+        has the md5 it ran with. The fingerprint stage itself is checked through them (its
+        deps are whole folders)."""
         if yaml_load(self.read("params.yaml")) != params:
             return False
         locked = (yaml_load(self.read("dvc.lock")) or {}).get("stages", {})
         for name in stages:
+            if name == FINGERPRINT_STAGE:
+                continue
             deps = {d["path"]: d.get("md5") for d in locked.get(name, {}).get("deps", [])}
-            code = [p for p in declared(stages[name], "deps") if p.startswith(("src/", "stages/"))]
-            if not code or any(deps.get(path) != file_md5(path) for path in code):
+            code = [p for p in declared(stages[name], "deps") if is_code_dep(p)]
+            if not code or any(deps.get(path) != current_md5(path) for path in code):
                 return False
         return True
 
@@ -122,159 +148,6 @@ def experiments(names: list[str]) -> dict[str, Experiment]:
     return found
 
 
-def file_md5(path: str) -> str | None:
-    try:
-        return hashlib.md5(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def clear(names: list[str]) -> None:
-    """Drop earlier experiments (on any baseline) and waiting queue entries of these names."""
-    old = [task for task, name, status in queue_tasks() if name in names and status != "Running"]
-    if old:
-        dvc("queue", "remove", *old, check=False, quiet=True)
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
-                          capture_output=True, text=True, check=True).stdout.split()
-    for ref in refs:
-        if ref.rsplit("/", 1)[-1] in names:
-            subprocess.run(["git", "update-ref", "-d", ref], check=True)
-
-
-def start_workers(jobs: int) -> None:
-    """`dvc queue start -j jobs`. Each worker uses every core, as `dvc repro` does, so a queued
-    experiment computes the very bits the same params give in the workspace (RNNLAB_CORES=1 in
-    the caller's environment would run the LSTM's one-core path instead: other last bits)."""
-    dvc("queue", "start", "-j", str(jobs), quiet=True)
-
-
-def queue_runs(runs: list[Run], jobs: int) -> dict[str, str]:
-    """Queue the runs (earlier experiments of their names are replaced) and start `jobs`
-    workers as soon as there is work for them; return {name: task id}.
-
-    Queued through DVC's Python API, the very call `dvc exp run --queue -n NAME -S ...` makes:
-    a `dvc` process per run would cost about a second of CPU more each (a new interpreter
-    importing DVC), taken from the experiments already training on the same cores."""
-    from dvc.repo import Repo
-
-    names = [run.name for run in runs]
-    clear(names)
-    listed_before = {task for task, _, _ in queue_tasks()}
-    with Repo() as repo, quiet_dvc():
-        for i, run in enumerate(runs):
-            queue_one(repo, run)
-            if i + 1 == jobs:  # let the workers run while the rest are queued
-                start_workers(jobs)
-    # Idle workers exit after ~10 s; this start is a no-op unless they did (or jobs > runs).
-    start_workers(jobs)
-    return {name: task for task, name, _ in queue_tasks()
-            if task not in listed_before and name in names}
-
-
-def queue_one(repo, run: Run) -> None:
-    """`dvc exp run --queue -n NAME -S ... [stages]` through DVC's API; RuntimeError with DVC's
-    own reason (e.g. an -S value it cannot apply) if DVC refuses."""
-    from dvc.exceptions import DvcException
-
-    try:
-        repo.experiments.run(targets=list(run.targets) or None, name=run.name, queue=True,
-                             params=set_values(run.overrides))
-    except DvcException as exc:
-        reason = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
-        # the first line: what DVC could not do (the rest is Hydra's hint on its own syntax)
-        raise RuntimeError(f"DVC refused to queue {run.name}: {reason.splitlines()[0]}") \
-            from None
-
-
-# DVC's local celery queue writes one file here for every task that finishes (success or
-# failure). Listing it costs microseconds where `dvc queue status` costs a second of CPU, which
-# every poll would take from the experiments training on the same cores.
-CELERY_RESULTS = Path(".dvc/tmp/exps/celery/result")
-
-
-def task_results() -> frozenset | None:
-    """The names in DVC's task-result folder, or None if this DVC keeps none there."""
-    try:
-        return frozenset(p.name for p in CELERY_RESULTS.iterdir())
-    except OSError:
-        return None
-
-
-def sleep_until_results(before: frozenset, count: int, longest: float, bar,
-                        tick: float = 0.5) -> None:
-    """Sleep until `count` task results have come in since `before`, at most `longest`
-    seconds; the progress bar follows them."""
-    deadline = time.monotonic() + longest
-    while time.monotonic() < deadline:
-        new = len((task_results() or frozenset()) - before)
-        bar.update(max(0, min(new, count) - bar.n))
-        if new >= count:
-            return
-        time.sleep(tick)
-
-
-def wait(tasks: dict[str, str], jobs: int, desc: str, results_before: frozenset,
-         status_seconds: float = 60.0, stall_seconds: float = 120.0) -> None:
-    """Block until every task has finished (Success or Failed), with a progress bar.
-
-    `dvc queue status` decides, but runs only when DVC's result folder holds as many new
-    results (since `results_before`) as there are tasks, and at least every `status_seconds`
-    (every 5 s where there is no such folder). Work queued with nothing running for
-    `stall_seconds / 2` (the workers were stopped, or could not start) gets one
-    `dvc queue start`; after `stall_seconds` it is an error rather than a wait without end.
-    """
-    from tqdm import tqdm
-
-    idle_since = None
-    with tqdm(total=len(tasks), desc=desc, unit="exp", file=sys.stdout) as bar:
-        while True:
-            status = {task: st for task, _, st in queue_tasks()}
-            ours = [status.get(task, "Missing") for task in tasks.values()]
-            bar.update(max(0, sum(st in FINISHED for st in ours) - bar.n))
-            if not any(st in ("Queued", "Running") for st in ours):
-                return
-            idle_since = _check_workers(idle_since, "Running" in status.values(), jobs,
-                                        stall_seconds)
-            results = task_results()
-            if results is None:
-                time.sleep(5.0)
-            elif len(results - results_before) >= len(tasks):
-                time.sleep(2.0)  # every result is in; the status follows within moments
-            else:
-                sleep_until_results(results_before, len(tasks), status_seconds, bar)
-
-
-def _check_workers(idle_since: float | None, running: bool, jobs: int,
-                   stall_seconds: float) -> float | None:
-    """Restart the workers once half of `stall_seconds` has passed with work queued and none
-    running; raise after all of it. Returns when the idle time began (None: not idle)."""
-    if running:
-        return None
-    now = time.monotonic()
-    if idle_since is None:
-        return now
-    if now - idle_since >= stall_seconds:
-        raise RuntimeError("experiments are queued but no worker runs them; see "
-                           "`dvc queue status` and .dvc/tmp/exps/celery/*.out")
-    if now - idle_since >= stall_seconds / 2:
-        start_workers(jobs)  # a no-op while workers run; idle ones exit after ~10 s
-    return idle_since
-
-
-def stop(names: list[str]) -> None:
-    """Ctrl-C: kill the running experiments and drop the queued ones of these names."""
-    dvc("queue", "stop", "--kill", check=False, quiet=True)
-    queued = [task for task, name, st in queue_tasks() if name in names and st == "Queued"]
-    if queued:
-        dvc("queue", "remove", *queued, check=False, quiet=True)
-
-
-def failure_reason(task: str) -> str:
-    """The stage's own one-line error from `dvc queue logs` (e.g. 'training diverged ...')."""
-    errors = STAGE_ERROR.findall(dvc_output("queue", "logs", task))
-    return errors[-1] if errors else f"failed; see `dvc queue logs {task}`"
-
-
 def expected_params(workspace: dict, overrides: dict[str, Any]) -> dict:
     """params.yaml as a run with these overrides will see it."""
     params = json.loads(json.dumps(workspace))  # a deep copy of plain YAML data
@@ -284,28 +157,408 @@ def expected_params(workspace: dict, overrides: dict[str, Any]) -> dict:
     return params
 
 
+def queue_tasks() -> list[tuple[str, str, str]]:
+    """(task id, experiment name, status) of every task `dvc queue status` lists (DVC's queue,
+    which rnnlab no longer uses; earlier versions left tasks in it).
+
+    Status is Queued, Running, Success or Failed. A failing status call is retried, then it is
+    a RuntimeError: no answer must never read as "no tasks".
+    """
+    tasks = []
+    for line in dvc_output_retried("queue", "status").splitlines():
+        fields = line.split()  # task id, name, created (e.g. "02:01 PM"), status
+        if len(fields) >= 4 and TASK_ID.fullmatch(fields[0]):
+            tasks.append((fields[0], fields[1], fields[-1]))
+    return tasks
+
+
+def clear(names: list[str]) -> None:
+    """Drop earlier experiments (on any baseline) of these names, and their entries still
+    waiting in DVC's queue (left by earlier rnnlab versions), which a `dvc queue start` would
+    otherwise run again under the same names."""
+    if any((CELERY / "broker" / "in").glob("*.celery.msg")):  # no queue, no `dvc queue status`
+        old = [task for task, name, status in queue_tasks()
+               if name in names and status == "Queued"]
+        if old:
+            dvc("queue", "remove", *old, check=False, quiet=True)
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    for ref in refs:
+        if ref.rsplit("/", 1)[-1] in names:
+            subprocess.run(["git", "update-ref", "-d", ref], check=True)
+
+
+# ----------------------------------------------------------------------------- one run
+
+@dataclass
+class Active:
+    """A run in progress: its `dvc exp run --temp` process (leader of its own process group,
+    which its stage's processes join) and where its output goes."""
+
+    run: Run
+    proc: subprocess.Popen
+    log: Path
+    copies_before: set[str]  # DVC's temporary copies when it started
+    started: float = 0.0  # when DVC had copied the repository for it (0: not yet)
+
+
+def temp_command(run: Run) -> list[str]:
+    """`dvc exp run --temp -n NAME -S key=value ... [stages]`."""
+    sets = [arg for value in set_values(run.overrides) for arg in ("-S", value)]
+    return ["dvc", "exp", "run", "--temp", "-n", run.name, *sets, *run.targets]
+
+
+def launch(run: Run, command: Callable[[Run], list[str]] = temp_command) -> Active:
+    """Start one run in a session of its own and record its process group in STATE.
+
+    Its own session: Ctrl-C in a terminal reaches the workflow alone, which then stops each
+    run in an order DVC survives (stop_runs), instead of every process at once."""
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    log, before = STATE / "logs" / f"{run.name}.log", temp_dirs()
+    with log.open("w") as out:
+        proc = subprocess.Popen(command(run), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=environment(),
+                                start_new_session=True)
+    (STATE / "runs").mkdir(parents=True, exist_ok=True)
+    (STATE / "runs" / str(proc.pid)).write_text(f"{os.getpid()} {run.name}")
+    return Active(run, proc, log, before)
+
+
+def wait_started(a: Active, seconds: float = START_SECONDS) -> None:
+    """Wait until DVC has copied the repository for the run (or has given up).
+
+    Until then DVC has the run's -S values written into the workspace's params.yaml and the
+    run in a git stash that every `dvc exp run --temp` shares: each runs the newest entry, so
+    a second one started before the first had taken its own would run the first one's
+    experiment, and a run stopped then could leave the workspace's params.yaml changed."""
+    deadline = time.monotonic() + seconds
+    while (a.proc.poll() is None and temp_dirs() <= a.copies_before
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    a.started = time.monotonic()
+
+
+def temp_dirs() -> set[str]:
+    try:
+        return {p.name for p in STANDALONE.iterdir() if p.name.startswith("tmp")}
+    except OSError:
+        return set()
+
+
+def forget(proc: subprocess.Popen) -> None:
+    (STATE / "runs" / str(proc.pid)).unlink(missing_ok=True)
+
+
+def stop_groups(pids: list[int], seconds: float = STOP_SECONDS) -> None:
+    """SIGINT to each process group, SIGKILL to those still there after `seconds`.
+
+    SIGINT first: the stage's Python stops with KeyboardInterrupt, and `dvc exp run` (which
+    ignores SIGINT while its stage runs) reports the failure and removes its temporary copy.
+    SIGKILL would leave the copy behind, which `dvc exp show` lists as running (heal removes
+    it). A group, never one process: a killed `dvc` leaves its stage training."""
+    for pid in pids:
+        signal_group(pid, signal.SIGINT)
+    deadline = time.monotonic() + seconds
+    while any(group_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        signal_group(pid, signal.SIGKILL)
+
+
+def signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of the group lives (zombies of our own children reaped)."""
+    try:
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_runs(active: list[Active]) -> None:
+    """Stop these runs (their whole process groups) and clean up after them; a run still
+    starting first gets its copy of the repository (see wait_started)."""
+    for a in active:
+        if not a.started:
+            wait_started(a, STOP_SECONDS)
+    stop_groups([a.proc.pid for a in active])
+    for a in active:
+        a.proc.wait()
+        forget(a.proc)
+    tidy()
+
+
+def failure_reason(log: Path, returncode: int | None = None) -> str:
+    """The stage's own one-line error in a run's output (e.g. 'training diverged ...'), else
+    DVC's last error line, else where to look."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        text = ""
+    for pattern in (STAGE_ERROR, DVC_ERROR):
+        errors = pattern.findall(text)
+        if errors:
+            return errors[-1].strip()
+    exit_text = f" with exit {returncode}" if returncode is not None else ""
+    return f"failed{exit_text}; see {log}"
+
+
+# ----------------------------------------------------------------------------- healing
+
+def heal() -> None:
+    """Leave DVC as a clean stop would have: stop the runs that a killed workflow (kill -9,
+    which runs no clean-up) left running, then tidy up."""
+    leftover = recorded_runs()
+    if leftover:
+        stop_groups(leftover)
+    for pid in leftover:
+        (STATE / "runs" / str(pid)).unlink(missing_ok=True)
+    tidy()
+
+
+def tidy() -> None:
+    """Remove what runs that could not clean up left in DVC's tmp folder (only while no
+    `dvc exp run` of anyone's is going on), and the tasks DVC's queue shows as running with
+    no worker."""
+    if not dvc_processes(("exp", "run")):
+        remove_stale_temp_runs()
+        remove_partial_run_cache()
+    if CELERY.is_dir() and not dvc_processes(("queue-worker",)):
+        remove_orphaned_tasks()
+
+
+def recorded_runs() -> list[int]:
+    """Process groups of recorded runs whose workflow is gone but which are still `dvc exp
+    run --temp` processes (a recycled pid is left alone, and so are the runs of a workflow
+    still going on in this repository)."""
+    import psutil
+
+    alive = []
+    for path in (STATE / "runs").glob("*"):
+        try:
+            owner = int(path.read_text().split()[0])
+            if owner != os.getpid() and psutil.pid_exists(owner):
+                continue
+            if "--temp" in psutil.Process(int(path.name)).cmdline():
+                alive.append(int(path.name))
+                continue
+        except (OSError, ValueError, IndexError, psutil.Error):
+            pass
+        path.unlink(missing_ok=True)
+    return alive
+
+
+def dvc_processes(words: tuple[str, ...]) -> list[int]:
+    """Pids of the dvc processes working in this repository whose command line has `words`."""
+    import psutil
+
+    root, found = os.path.realpath("."), []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        cmdline = proc.info["cmdline"] or []
+        if (proc.info["cwd"] == root and any(arg.endswith("dvc") for arg in cmdline[:2])
+                and all(word in cmdline for word in words)):
+            found.append(proc.pid)
+    return found
+
+
+def remove_stale_temp_runs() -> None:
+    """Remove the temporary copies and info files of --temp runs that ended without cleaning
+    up (`dvc exp show` lists such a run as running forever), and the info files every --temp
+    run leaves in .dvc/tmp/exps/run (no queue task is theirs)."""
+    import shutil
+
+    for folder in [*STANDALONE.glob("tmp*"), *STANDALONE.glob("run/*")]:
+        shutil.rmtree(folder, ignore_errors=True)
+    for info in EXEC_INFOS.glob("*/*.run"):
+        try:
+            location = json.loads(info.read_text()).get("location")
+        except (OSError, ValueError):
+            continue
+        if location == "tempdir":
+            shutil.rmtree(info.parent, ignore_errors=True)
+
+
+def remove_partial_run_cache() -> None:
+    """Remove the run-cache entries a stopped run was writing. DVC writes each as a .tmp file
+    that it then renames, but takes the newest file of an entry's folder, .tmp or not: a half
+    written one fails every later run of that stage with these params, "failed to reproduce
+    'STAGE': 'outs'" (dvc/stage/cache.py, StageCache._load)."""
+    for partial in (cache_dir() / "runs").glob("*/*/.*.tmp"):
+        partial.unlink(missing_ok=True)
+
+
+def cache_dir() -> Path:
+    """DVC's cache folder: .dvc/cache unless `dvc cache dir` moved it (the `dir` of the
+    [cache] section of .dvc/config.local or .dvc/config, relative to .dvc/)."""
+    for config in (Path(".dvc/config.local"), Path(".dvc/config")):
+        section = None
+        for line in config.read_text().splitlines() if config.is_file() else []:
+            line = line.strip()
+            if line.startswith("["):
+                section = line.strip("[]").strip().strip("'\"")
+            elif section == "cache" and line.partition("=")[0].strip() == "dir":
+                return Path(".dvc") / line.partition("=")[2].strip()
+    return Path(".dvc/cache")
+
+
+def remove_orphaned_tasks() -> None:
+    """Forget the tasks DVC's queue still shows as Running although no worker runs them (the
+    worker was stopped first: treeverse/dvc#7068): a task taken from the queue with no result.
+    `dvc exp show` reads such a task's info file, long gone, and fails; `dvc queue kill` and
+    `dvc queue remove` cannot drop it."""
+    for message in (CELERY / "broker" / "processed").glob("*.celery.msg"):
+        try:
+            headers = json.loads(message.read_text()).get("headers", {})
+        except (OSError, ValueError):
+            continue
+        task = headers.get("id")
+        if (task and headers.get("task", "").endswith("run_exp")
+                and not (CELERY / "result" / f"celery-task-meta-{task}").exists()):
+            message.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- the pool
+
+def time_limit(durations: list[float]) -> float:
+    """How long a run may take before it is reported and stopped: OVERTIME_FACTOR times the
+    longest finished run (at least MIN_LIMIT), FIRST_LIMIT before any has finished."""
+    if not durations:
+        return FIRST_LIMIT
+    return max(MIN_LIMIT, OVERTIME_FACTOR * max(durations))
+
+
+def overtime_reason(seconds: float, durations: list[float]) -> str:
+    """Why a run was stopped for taking too long, in one line."""
+    if not durations:
+        return f"stopped after {seconds:.0f} s, with no other run finished"
+    return (f"stopped after {seconds:.0f} s, over {OVERTIME_FACTOR:g}x the longest finished "
+            f"run ({max(durations):.0f} s)")
+
+
+@contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal) stop the runs as Ctrl-C does."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """A second Ctrl-C must not cut the clean-up short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_pool(runs: list[Run], jobs: int, desc: str,
+             command: Callable[[Run], list[str]] = temp_command,
+             tick: float = 0.2) -> dict[str, str]:
+    """Run every run, `jobs` at a time, with a progress bar; {name: failure reason} of those
+    that failed. Ctrl-C (or any error) stops the runs in progress before it goes on."""
+    from tqdm import tqdm
+
+    pending, active, failures, durations, retried = list(runs), [], {}, [], set()
+    with tqdm(total=len(runs), desc=desc, unit="exp", file=sys.stdout) as bar, \
+            interrupts_raise():
+        try:
+            while pending or active:
+                while pending and len(active) < jobs:
+                    active.append(launch(pending.pop(0), command))
+                    wait_started(active[-1])
+                    refused(active[-1])
+                time.sleep(tick)
+                for a in [a for a in active if a.proc.poll() is not None]:
+                    active.remove(a)
+                    forget(a.proc)
+                    if a.proc.returncode != 0 and is_lock_busy(a.log) \
+                            and a.run.name not in retried:
+                        retried.add(a.run.name)  # DVC's repo lock, busy for >3 s: once more
+                        pending.append(a.run)
+                        continue
+                    durations.append(time.monotonic() - a.started)
+                    if a.proc.returncode != 0:
+                        failures[a.run.name] = failure_reason(a.log, a.proc.returncode)
+                    bar.update(1)
+                for a in overdue(active, time_limit(durations)):
+                    active.remove(a)
+                    stop_runs([a])
+                    failures[a.run.name] = overtime_reason(time.monotonic() - a.started,
+                                                           durations)
+                    bar.update(1)
+        except BaseException:
+            with sigint_ignored():
+                stop_runs(active)
+            raise
+    return failures
+
+
+def refused(a: Active) -> None:
+    """RuntimeError with DVC's reason if DVC refused the run before it started (e.g. an -S
+    value it cannot apply): every run of the sweep would be refused alike."""
+    if a.proc.poll() is not None and a.proc.returncode != 0 and not is_lock_busy(a.log):
+        reason = failure_reason(a.log, a.proc.returncode)
+        if "Invalid `--set-param`" in reason or "Could not override" in reason:
+            raise RuntimeError(f"DVC refused to queue {a.run.name}: {reason.splitlines()[0]}")
+
+
+def is_lock_busy(log: Path) -> bool:
+    try:
+        return "Unable to acquire lock" in log.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def overdue(active: list[Active], limit: float) -> list[Active]:
+    now = time.monotonic()
+    return [a for a in active if now - a.started > limit]
+
+
 def run_all(runs: list[Run], jobs: int, desc: str) -> tuple[dict[str, Experiment], dict[str, str], list[str]]:
-    """Run what is not current yet through the queue, then find every run's experiment.
+    """Run what is not current yet, `jobs` at a time, then find every run's experiment.
 
     Returns ({name: Experiment} of the finished runs, {name: failure reason}, [names that were
     current already and did not run again]).
     """
+    heal()  # what an interrupted or killed workflow left, before anything runs
     workspace, before = read_params(), experiments([run.name for run in runs])
     current = [run.name for run in runs
                if run.name in before and before[run.name].is_current_for(run, workspace)]
     todo = [run for run in runs if run.name not in current]
-    tasks = {}
+    failures = {}
     if todo:
-        try:
-            results_before = task_results() or frozenset()  # none yet in a new clone
-            tasks = queue_runs(todo, jobs)
-            wait(tasks, jobs, desc, results_before)
-        except KeyboardInterrupt:
-            stop([run.name for run in todo])
-            raise
+        clear([run.name for run in todo])
+        failures = run_pool(todo, jobs, desc)
     after = experiments([run.name for run in runs])
     results = {run.name: after[run.name] for run in runs
-               if run.name in after and (run.name in current or run.name in tasks)}
-    failures = {run.name: failure_reason(tasks.get(run.name, run.name))
-                for run in runs if run.name not in results}
+               if run.name in after and run.name not in failures}
+    for run in runs:
+        if run.name not in results:
+            failures.setdefault(run.name, "failed; it left no experiment")
     return results, failures, current
