@@ -280,6 +280,7 @@ def replace(src, dst):
     return real_replace(src, dst)
 os.replace = replace
 sys.argv = [script]
+sys.path.insert(0, os.path.dirname(script))  # as `python script` would: stages/_venv is found
 runpy.run_path(script, run_name="__main__")
 """
 
