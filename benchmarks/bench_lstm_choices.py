@@ -51,8 +51,8 @@ def measure(variant: str, case_index: int, repeats: int) -> dict:
 
     n_chains, unroll_max_steps = VARIANTS[variant]
     layout = Layout(n_chains=n_chains, unroll_max_steps=unroll_max_steps)
-    _, B, T, D, H, O, loss = cases()[case_index]
-    step = bench_tf.lstm_steps(B, T, D, H, O, loss, sides=("rnnlab",), parts=("train",),
+    _, B, T, D, H, n_out, loss = cases()[case_index]
+    step = bench_tf.lstm_steps(B, T, D, H, n_out, loss, sides=("rnnlab",), parts=("train",),
                                layout=layout)
     step = step["rnnlab train"]
     start = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Two sides on the same data, both float32, both with a linear output layer shared over time:
   rnnlab   MyLSTMCell (hand-written BPTT) + linear layer, built by rnnlab.tf_rnn.model.make_model;
-  keras    keras.layers.LSTM(H, return_sequences=True) + keras.layers.Dense(O).
+  keras    keras.layers.LSTM(H, return_sequences=True) + keras.layers.Dense(n_out).
 Two things are timed for each side:
   train    one training step: forward, backward, tf.clip_by_global_norm(..., 5.0) and a
            keras.optimizers.Adam(1e-3) update. rnnlab's is rnnlab.tf_rnn.train.get_train_step
@@ -39,29 +39,30 @@ LEARNING_RATE = 1e-3
 LOSSES = {"mse": sine_mse, "ce": memory_loss_per_step}  # targets: values or class ids
 SIDES = ("rnnlab", "keras")
 PARTS = ("train", "grad")
-# name, batch B, time steps T, inputs D, hidden H, outputs O, loss
+# name, batch B, time steps T, inputs D, hidden H, outputs n_out, loss
 CASES = [
     ("LSTM sine B=64 T=100 in=1 H=64", 64, 100, 1, 64, 1, "mse"),
     ("LSTM memory B=500 T=22 in=10 H=32", 500, 22, 10, 32, 10, "ce"),
 ]
 
 
-def step_flops(B: int, T: int, D: int, H: int, O: int) -> float:
+def step_flops(B: int, T: int, D: int, H: int, n_out: int) -> float:
     """Matmul FLOPs of one forward + backward pass (element-wise work and the update not
     counted, so a training step and a gradient computation do the same matmul FLOPs)."""
-    forward = 2 * T * B * (D * 4 * H + H * 4 * H + H * O)
+    forward = 2 * T * B * (D * 4 * H + H * 4 * H + H * n_out)
     # backward: dh through the recurrence, recurrent-kernel, kernel and output-layer gradients,
     # gradient flowing from the output layer into h
-    backward = 2 * T * B * (H * 4 * H + H * 4 * H + D * 4 * H + H * O + H * O)
+    backward = 2 * T * B * (H * 4 * H + H * 4 * H + D * 4 * H + H * n_out + H * n_out)
     return float(forward + backward)
 
 
-def lstm_data(B: int, T: int, D: int, O: int, loss: str, seed: int = 0):
-    """Fixed random tensors: x (B, T, D) float32; y (B, T): floats for "mse", ids < O for "ce"."""
+def lstm_data(B: int, T: int, D: int, n_out: int, loss: str, seed: int = 0):
+    """Fixed random tensors: x (B, T, D) float32; y (B, T): floats for "mse", ids < n_out for
+    "ce"."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((B, T, D)).astype(np.float32)
     y = (rng.standard_normal((B, T)).astype(np.float32) if loss == "mse"
-         else rng.integers(0, O, size=(B, T)).astype(np.int32))
+         else rng.integers(0, n_out, size=(B, T)).astype(np.int32))
     return tf.constant(x), tf.constant(y)
 
 
@@ -87,22 +88,22 @@ def keras_train_fn(call, variables: list, loss_fn):
         with tf.GradientTape() as tape:
             loss = loss_fn(call(x), y)
         grads, _ = tf.clip_by_global_norm(tape.gradient(loss, variables), CLIP_NORM)
-        optimizer.apply_gradients(zip(grads, variables))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss
 
     return step
 
 
-def _side_fns(side: str, x, H: int, O: int, loss_fn, layout=None) -> dict:
+def _side_fns(side: str, x, H: int, n_out: int, loss_fn, layout=None) -> dict:
     """{"train": step(x, y), "grad": gradient(x, y)} of one side, built for x (B, T, D);
     `layout` (rnnlab.tf_rnn.recurrence.Layout) lays out rnnlab's LSTM (None: the default)."""
     if side == "rnnlab":
-        model = make_model("lstm", x.shape[-1], O, lstm_hidden=H, seed=0, layout=layout)
+        model = make_model("lstm", x.shape[-1], n_out, lstm_hidden=H, seed=0, layout=layout)
         return {"train": get_train_step(model, loss_fn, keras.optimizers.Adam(LEARNING_RATE),
                                         CLIP_NORM),
                 "grad": gradient_fn(model, model.variables_list, loss_fn, jit=True)}
     keras.utils.set_random_seed(0)
-    lstm, dense = keras.layers.LSTM(H, return_sequences=True), keras.layers.Dense(O)
+    lstm, dense = keras.layers.LSTM(H, return_sequences=True), keras.layers.Dense(n_out)
 
     def call(inputs):
         return dense(lstm(inputs))
@@ -122,14 +123,14 @@ def _waiting(fn, x, y):
     return run
 
 
-def lstm_steps(B: int, T: int, D: int, H: int, O: int, loss: str, sides=SIDES,
+def lstm_steps(B: int, T: int, D: int, H: int, n_out: int, loss: str, sides=SIDES,
                parts=PARTS, layout=None) -> dict:
     """{"<side> <part>": no-argument callable} on fixed random data of the shape; sides from
     SIDES, parts from PARTS (see the module docstring). The first call of each compiles."""
-    x, y = lstm_data(B, T, D, O, loss)
+    x, y = lstm_data(B, T, D, n_out, loss)
     fns = {}
     for side in sides:
-        built = _side_fns(side, x, H, O, LOSSES[loss], layout)
+        built = _side_fns(side, x, H, n_out, LOSSES[loss], layout)
         fns.update({f"{side} {part}": _waiting(built[part], x, y) for part in parts})
     return fns
 
@@ -138,7 +139,7 @@ def matmul_rates() -> dict:
     """{case name: numpy matmul GFLOP/s (default threads) at the case's dominant recurrent
     product (B, H) @ (H, 4H)}. Measure before TensorFlow runs: its idle worker threads
     compete with numpy's for the cores and the small-matrix rate collapses."""
-    return {name: matmul_gflops(B, H, 4 * H) for name, B, T, D, H, O, loss in CASES}
+    return {name: matmul_gflops(B, H, 4 * H) for name, B, T, D, H, n_out, loss in CASES}
 
 
 def run_cases(repeats: int = 20, rates: dict | None = None) -> dict:
@@ -151,13 +152,13 @@ def run_cases(repeats: int = 20, rates: dict | None = None) -> dict:
     """
     rates = rates or matmul_rates()
     rows = {part: [] for part in PARTS}
-    for name, B, T, D, H, O, loss in CASES:
-        times = interleaved_median_ms(lstm_steps(B, T, D, H, O, loss), repeats,
+    for name, B, T, D, H, n_out, loss in CASES:
+        times = interleaved_median_ms(lstm_steps(B, T, D, H, n_out, loss), repeats,
                                       rounds=min(5, repeats), warmup=2, round_warmup=1)
         for part in PARTS:
             ms, ref = times[f"rnnlab {part}"], times[f"keras {part}"]
             rows[part].append({"case": name, "rnnlab_ms": ms, "reference_ms": ref,
-                               "gflops": gflop_rate(step_flops(B, T, D, H, O), ms),
+                               "gflops": gflop_rate(step_flops(B, T, D, H, n_out), ms),
                                "peak_gflops": rates[name]})
     return rows
 

@@ -4,8 +4,9 @@ Prints, in one run: the training-step table (numpy RNN and LSTM against Keras, w
 GFLOP/s against this machine's matmul rate at the same shapes), the same LSTM comparison for
 forward + backward alone, the LSTM core's layout variants (bench_lstm_choices), the
 cost-against-size sweep (bench_sizes), time to accuracy, where a queued sweep experiment's time
-goes (sweep_overhead), the machine and the commands. Writes it all to benchmarks/RESULTS.md above the "<!-- notes -->"
-marker, keeping the notes below it. Numbers, not a test: nothing here asserts.
+goes (sweep_overhead), the machine and the commands. Writes it all to benchmarks/RESULTS.md
+above the "<!-- notes -->" marker, keeping the notes below it. Numbers, not a test: nothing
+here asserts.
 
 Run: .venv/bin/python benchmarks/run.py [--repeats N] [--skip-accuracy] [--skip-sizes]
      [--quick-sizes] [--no-verify] [--skip-choices] [--skip-sweep]

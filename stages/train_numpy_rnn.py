@@ -14,7 +14,8 @@ def main() -> str:
     from rnnlab.pipeline.runs import LiveLog, checkpoint_every, save_run
 
     with phase("data"):
-        train, test = (read_dataset("copy_task", split, as_dict(task)) for split in ("train", "test"))
+        train, test = (read_dataset("copy_task", split, as_dict(task))
+                       for split in ("train", "test"))
     recall_start = task.to_remember_len + 1  # only the L positions after the delimiter count
     model = RNNClassifier(task.vocab_size, p.hidden, p.init, rng=p.seed)
     with LiveLog("numpy_rnn_copy") as live:

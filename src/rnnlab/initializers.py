@@ -12,7 +12,8 @@ from rnnlab.choices import RNN_INITS
 
 
 def glorot_normal(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """N(0, sqrt(2 / (fan_in + fan_out))), the sheet framework's init (the std, not the variance)."""
+    """N(0, sqrt(2 / (fan_in + fan_out))), the sheet framework's init (the std, not the
+    variance)."""
     return np.sqrt(2.0 / (shape[0] + shape[1])) * rng.standard_normal(shape)
 
 

@@ -68,7 +68,7 @@ def test_gradients_equal_tensorflow_autodiff():
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.stack(logits, 1))
         loss_tf = tf.reduce_sum(ce) / B
     names = list(weights) + ["x"]
-    theirs = dict(zip(names, tape.gradient(loss_tf, list(weights.values()) + [x_tf])))
+    theirs = dict(zip(names, tape.gradient(loss_tf, list(weights.values()) + [x_tf]), strict=True))
 
     assert loss == pytest.approx(float(loss_tf), rel=1e-12)
     for name in names:

@@ -69,7 +69,7 @@ def test_clip_above_threshold_scales_globally_in_place():
     assert _norm(grads) == pytest.approx(threshold)
     assert [id(g) for g in grads] == ids
     # One factor for all arrays: the direction of the whole gradient is kept.
-    for g, b in zip(grads, before):
+    for g, b in zip(grads, before, strict=True):
         np.testing.assert_allclose(g, b * (threshold / norm))
 
 
@@ -80,7 +80,7 @@ def test_clip_leaves_small_gradients_and_disabled_clipping_alone(threshold):
     norm = _norm(grads)
     threshold = norm * 1.5 if threshold == "above" else threshold
     assert clip_gradients(grads, threshold) == pytest.approx(norm)
-    for g, b in zip(grads, before):
+    for g, b in zip(grads, before, strict=True):
         np.testing.assert_array_equal(g, b)
 
 

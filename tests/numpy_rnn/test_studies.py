@@ -59,5 +59,5 @@ def test_sharded_over_cores_equals_single_thread(monkeypatch):
     assert len(_threads.shards(64, 1)) == 2
     sharded = run()
     np.testing.assert_array_equal(sharded[0], single[0])  # rows never interact: bitwise equal
-    for a, b in zip(sharded[1:], single[1:]):
+    for a, b in zip(sharded[1:], single[1:], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

@@ -98,7 +98,7 @@ def test_small_copy_task_learns_and_logs_windows_and_checkpoints():
     assert result["test_accuracy"] >= 0.6, result  # chance is 1/8
     assert len(history["step"]) == len(history["loss"]) == 188  # windows of ceil(1500/200) = 8
     assert history["step"][-1] == 1500 and history["loss"][-1] < 0.5 * history["loss"][0]
-    assert windows == list(zip(history["step"], history["loss"]))
+    assert windows == list(zip(history["step"], history["loss"], strict=True))
     assert [step for step, _ in checkpoints] == [500, 1000, 1500]
     assert checkpoints[-1][1] == result["test_accuracy"]
 

@@ -99,7 +99,8 @@ def test_corrupt_files_are_reported(tmp_path, copy_params, damage):
 
 def test_params_mismatch_names_the_key(tmp_path, copy_params):
     write_dataset("copy_task", copy_params, tmp_path)
-    with pytest.raises(DataError, match=r"made with copy_task.to_remember_len=4 but params.yaml says 5"):
+    with pytest.raises(DataError,
+                       match=r"made with copy_task.to_remember_len=4 but params.yaml says 5"):
         read_dataset("copy_task", "train", dict(copy_params, to_remember_len=5), tmp_path)
 
 
@@ -131,7 +132,8 @@ def test_shape_dtype_and_range_are_checked(tmp_path, copy_params):
 
 def test_pickled_arrays_are_never_loaded(tmp_path):
     path = tmp_path / "evil.npz"
-    np.savez(path, __meta__=np.array('{"format_version": 1}'), payload=np.array([{"a": 1}], dtype=object))
+    np.savez(path, __meta__=np.array('{"format_version": 1}'),
+             payload=np.array([{"a": 1}], dtype=object))
     with pytest.raises(DataError, match="truncated or corrupt"):
         load_arrays(path, "somewhere")
 

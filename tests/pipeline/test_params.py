@@ -52,14 +52,19 @@ BAD_VARIANTS = [
     ("gradcheck-negative-seed", _set("gradcheck", "seed", -1), "gradcheck.seed"),
     ("gradcheck-zero-hidden", _set("gradcheck", "hidden", 0), "gradcheck.hidden"),
     ("gradcheck-string-batch", _set("gradcheck", "batch_size", "three"), "gradcheck.batch_size"),
-    ("exploding-zero-clip", _set("exploding_gradients", "clip_norm", 0), "exploding_gradients.clip_norm"),
-    ("exploding-float-length", _set("exploding_gradients", "max_seq_len", 1.5), "exploding_gradients.max_seq_len"),
-    ("exploding-negative-lr", _set("exploding_gradients", "learning_rate", -0.1), "exploding_gradients.learning_rate"),
+    ("exploding-zero-clip", _set("exploding_gradients", "clip_norm", 0),
+     "exploding_gradients.clip_norm"),
+    ("exploding-float-length", _set("exploding_gradients", "max_seq_len", 1.5),
+     "exploding_gradients.max_seq_len"),
+    ("exploding-negative-lr", _set("exploding_gradients", "learning_rate", -0.1),
+     "exploding_gradients.learning_rate"),
     ("copy-zero-remember", _set("copy_task", "to_remember_len", 0), "copy_task.to_remember_len"),
     ("copy-vocab-too-small", _set("copy_task", "vocab_size", 2), "copy_task.vocab_size"),
     ("copy-empty-test-set", _set("copy_task", "n_test", 0), "copy_task.n_test"),
-    ("copy-typo-key", _rename("copy_task", "to_remember_len", "to_remeber_len"), "did you mean 'to_remember_len'"),
-    ("numpy-old-random-init", _set("numpy_rnn", "init", "random"), "'random' was renamed: did you mean 'permutation'"),
+    ("copy-typo-key", _rename("copy_task", "to_remember_len", "to_remeber_len"),
+     "did you mean 'to_remember_len'"),
+    ("numpy-old-random-init", _set("numpy_rnn", "init", "random"),
+     "'random' was renamed: did you mean 'permutation'"),
     ("numpy-negative-hidden", _set("numpy_rnn", "hidden", -5), "numpy_rnn.hidden"),
     ("numpy-unknown-init", _set("numpy_rnn", "init", "xavier"), "numpy_rnn.init"),
     ("numpy-unknown-optimizer", _set("numpy_rnn", "optimizer", "adamw"), "numpy_rnn.optimizer"),
@@ -69,18 +74,22 @@ BAD_VARIANTS = [
     ("numpy-missing-steps", _delete("numpy_rnn", "steps"), "numpy_rnn.steps"),
     ("sine-given-over-length", _set("sine_task", "n_given", 1000), "sine_task.n_given"),
     ("sine-string-spacing", _set("sine_task", "x_spacing", "fast"), "sine_task.x_spacing"),
-    ("sine-old-step-key", _rename("sine_task", "x_spacing", "step"), "sine_task.step: renamed; did you mean 'x_spacing'"),
+    ("sine-old-step-key", _rename("sine_task", "x_spacing", "step"),
+     "sine_task.step: renamed; did you mean 'x_spacing'"),
     ("sine-plot-over-test", _set("sine_task", "n_plot", 10**6), "sine_task.n_plot"),
-    ("memory-negative-blanks", _set("memory_task", "blank_separation_len", -1), "memory_task.blank_separation_len"),
+    ("memory-negative-blanks", _set("memory_task", "blank_separation_len", -1),
+     "memory_task.blank_separation_len"),
     ("memory-vocab-too-small", _set("memory_task", "vocab_size", 1), "memory_task.vocab_size"),
     ("tf-unknown-cell", _set("tf_model", "cell", "gru"), "tf_model.cell"),
     ("tf-unknown-rnn-hidden", _set("tf_model", "rnn_hidden", "same"), "tf_model.rnn_hidden"),
     ("tf-bool-hidden", _set("tf_model", "lstm_hidden", True), "tf_model.lstm_hidden"),
     ("tf-typo-key", _rename("tf_model", "lstm_hidden", "lstm_hiden"), "did you mean 'lstm_hidden'"),
-    ("tf-old-hidden-key", _rename("tf_model", "lstm_hidden", "hidden"), "tf_model.hidden: renamed; did you mean 'lstm_hidden'"),
+    ("tf-old-hidden-key", _rename("tf_model", "lstm_hidden", "hidden"),
+     "tf_model.hidden: renamed; did you mean 'lstm_hidden'"),
     ("tf-old-init-value", _set("tf_model", "rnn_init", "random"), "did you mean 'orthogonal'"),
     ("tf-sine-zero-epochs", _set("tf_sine", "epochs", 0), "tf_sine.epochs"),
-    ("tf-memory-nan-lr", _set("tf_memory", "learning_rate", float("nan")), "tf_memory.learning_rate"),
+    ("tf-memory-nan-lr", _set("tf_memory", "learning_rate", float("nan")),
+     "tf_memory.learning_rate"),
     ("typo-section", _rename_section("numpy_rnn", "numpy_rnnn"), "did you mean 'numpy_rnn'"),
     ("missing-section", _delete("tf_memory"), "tf_memory"),
 ]
@@ -113,7 +122,8 @@ def test_bad_params_name_the_key(name, mutate, expected):
 def test_messages_list_the_allowed_values():
     params = default_params()
     params["tf_model"]["cell"] = "gru"
-    with pytest.raises(ConfigError, match=r"tf_model.cell: got 'gru'; expected one of 'lstm', 'rnn'$"):
+    with pytest.raises(ConfigError,
+                       match=r"tf_model.cell: got 'gru'; expected one of 'lstm', 'rnn'$"):
         validate(params)
     params = default_params()
     params["numpy_rnn"]["init"] = "random"  # the old name: refused, never silently aliased
@@ -172,8 +182,8 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
 
 
 def test_set_overrides_are_read_like_params_yaml():
-    # `python -m rnnlab.workflows.capacity -S section.key=value` reads the value with the params loader
-    # and hands it to DVC's `exp run -S` in a form DVC reads back as the same value.
+    # `python -m rnnlab.workflows.capacity -S section.key=value` reads the value with the params
+    # loader and hands it to DVC's `exp run -S` in a form DVC reads back as the same value.
     import argparse
 
     from rnnlab.workflows.dvc_commands import key_value, set_values

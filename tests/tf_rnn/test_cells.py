@@ -12,25 +12,14 @@ from rnnlab.tf_rnn.cells import BasicRNNCell, MyLSTMCell, MyLSTMState
 from rnnlab.tf_rnn.model import make_model
 from rnnlab.tf_rnn.recurrence import Layout
 
-ATOL = 1e-5
-# Each path of the driver set explicitly (cores=2: unrolled on any machine; min_chain_rows=2:
-# small batches split); the defaults' own choices are tested with B = 3 / 20 below.
-PATHS = {
-    "one chain, while loop": Layout(n_chains=1),
-    "two chains, unrolled": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=128, cores=2),
-    "two chains, while loop": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=0, cores=2),
-}
-
-
-def _rng(seed=0):
-    return np.random.default_rng(seed)
+from driver_paths import ATOL, PATHS, make_rng, traced_without_shapes
 
 
 def _keras_lstm_and_cell(n_in, H, seed=0, layout=None):
     """A Keras LSTM with random weights (non-zero bias) and a MyLSTMCell holding copies."""
     layer = keras.layers.LSTM(H, return_sequences=True, return_state=True)
     layer.build((None, None, n_in))
-    rng = _rng(seed)
+    rng = make_rng(seed)
     for w in layer.weights:
         w.assign(0.5 * rng.standard_normal(w.shape).astype(np.float32))
     cell = MyLSTMCell(n_in, H, seed=seed + 1, layout=layout)
@@ -49,7 +38,7 @@ def test_lstm_matches_keras_outputs_states_and_gradients(with_state, B, path):
         assert (Layout().chain_rows(B) is None) == (B == 3)
     T, D, H = 6, 4, 5
     layer, cell = _keras_lstm_and_cell(D, H, layout=PATHS.get(path))
-    rng = _rng(1)
+    rng = make_rng(1)
     x = tf.constant(rng.standard_normal((B, T, D)).astype(np.float32))
     h0 = tf.constant(rng.standard_normal((B, H)).astype(np.float32))
     c0 = tf.constant(rng.standard_normal((B, H)).astype(np.float32))
@@ -80,8 +69,9 @@ def test_lstm_matches_keras_outputs_states_and_gradients(with_state, B, path):
         sources_k += [h0, c0]
         sources_m += [h0, c0]
     names = ["x", "kernel", "recurrent_kernel", "bias", "h0", "c0"]
+    # strict=False: without a state, h0 and c0 are not sources and their names go unused
     for name, g_k, g_m in zip(names, tape.gradient(loss_k, sources_k),
-                              tape.gradient(loss_m, sources_m)):
+                              tape.gradient(loss_m, sources_m), strict=False):
         scale = max(1.0, float(np.max(np.abs(g_k))))
         np.testing.assert_allclose(g_m, g_k, atol=ATOL * scale, err_msg=name)
 
@@ -89,23 +79,10 @@ def test_lstm_matches_keras_outputs_states_and_gradients(with_state, B, path):
 def test_lstm_with_unknown_length_in_a_compiled_function_matches_keras():
     """Traced without a static T or B (the while-loop path, as for a generic tf.function)."""
     layer, cell = _keras_lstm_and_cell(3, 4, seed=6)
-    spec = tf.TensorSpec([None, None, 3], tf.float32)
-    variables = list(cell.weights.values())
-
-    @tf.function(input_signature=[spec])
-    def ours(x):
-        with tf.GradientTape() as tape:
-            out = cell(x)[0]
-            loss = tf.reduce_sum(out ** 2)
-        return out, tape.gradient(loss, variables)
-
-    x = tf.constant(_rng(7).standard_normal((20, 9, 3)).astype(np.float32))
-    with tf.GradientTape() as tape:
-        out_k = layer(x)[0]
-        loss_k = tf.reduce_sum(out_k ** 2)
-    out_m, grads_m = ours(x)
+    x = tf.constant(make_rng(7).standard_normal((20, 9, 3)).astype(np.float32))
+    (out_m, grads_m), (out_k, grads_k) = traced_without_shapes(layer, cell, x)
     np.testing.assert_allclose(out_m, out_k, atol=ATOL)
-    for g_m, g_k in zip(grads_m, tape.gradient(loss_k, layer.weights)):
+    for g_m, g_k in zip(grads_m, grads_k, strict=True):
         np.testing.assert_allclose(g_m, g_k, atol=ATOL * max(1.0, float(np.max(np.abs(g_k)))))
 
 
@@ -116,7 +93,7 @@ def test_lstm_two_chains_beyond_the_unrolling_limit_matches_keras():
     B, T = 2 * layout.min_chain_rows, layout.unroll_max_steps + 2
     assert layout.chain_rows(B) is not None and not layout.unrolled(T, 2)
     layer, cell = _keras_lstm_and_cell(2, 3, seed=8, layout=layout)
-    x = tf.constant(0.5 * _rng(9).standard_normal((B, T, 2)).astype(np.float32))
+    x = tf.constant(0.5 * make_rng(9).standard_normal((B, T, 2)).astype(np.float32))
     with tf.GradientTape(persistent=True) as tape:
         out_k, h_k, c_k = layer(x)
         out_m, state = cell(x)
@@ -125,19 +102,19 @@ def test_lstm_two_chains_beyond_the_unrolling_limit_matches_keras():
     np.testing.assert_allclose(out_m, out_k, atol=ATOL)
     np.testing.assert_allclose(state.cell, c_k, atol=ATOL)
     for g_k, g_m in zip(tape.gradient(loss_k, layer.weights),
-                        tape.gradient(loss_m, list(cell.weights.values()))):
+                        tape.gradient(loss_m, list(cell.weights.values())), strict=True):
         np.testing.assert_allclose(g_m, g_k, atol=ATOL * max(1.0, float(np.max(np.abs(g_k)))))
 
 
 def test_lstm_gradient_of_unused_final_cell_state():
     """Only the outputs used: the cell-state gradient coming in is None/zero, still correct."""
     layer, cell = _keras_lstm_and_cell(2, 3, seed=4)
-    x = tf.constant(_rng(5).standard_normal((2, 4, 2)).astype(np.float32))
+    x = tf.constant(make_rng(5).standard_normal((2, 4, 2)).astype(np.float32))
     with tf.GradientTape(persistent=True) as tape:
         loss_k = tf.reduce_sum(layer(x)[0] ** 2)
         loss_m = tf.reduce_sum(cell(x)[0] ** 2)
     for g_k, g_m in zip(tape.gradient(loss_k, layer.weights),
-                        tape.gradient(loss_m, list(cell.weights.values()))):
+                        tape.gradient(loss_m, list(cell.weights.values())), strict=True):
         np.testing.assert_allclose(g_m, g_k, atol=ATOL)
 
 
@@ -163,7 +140,7 @@ def test_basic_rnn_matches_numpy_cell():
     from rnnlab.numpy_rnn.cell import BasicRNNCell as NumpyCell
 
     B, T, D, H = 3, 7, 4, 6
-    rng = _rng(2)
+    rng = make_rng(2)
     ref = NumpyCell(D, H, init="permutation", rng=rng, dtype=np.float32)
     ref.W_hh[...] = 0.4 * rng.standard_normal((H, H))
     ref.W_hx[...] = rng.standard_normal((H, D))
@@ -187,9 +164,9 @@ def test_basic_rnn_gradients_match_autodiff(path):
     the default layout (one chain) and every path."""
     B, T, D, H = 6, 5, 3, 4
     cell = BasicRNNCell(D, H, seed=3, layout=PATHS.get(path))
-    cell.bias.assign(0.2 * _rng(3).standard_normal(H).astype(np.float32))
-    x = tf.constant(_rng(4).standard_normal((B, T, D)).astype(np.float32))
-    w = tf.constant(_rng(5).standard_normal((B, T, H)).astype(np.float32))
+    cell.bias.assign(0.2 * make_rng(3).standard_normal(H).astype(np.float32))
+    x = tf.constant(make_rng(4).standard_normal((B, T, D)).astype(np.float32))
+    w = tf.constant(make_rng(5).standard_normal((B, T, H)).astype(np.float32))
     variables = list(cell.weights.values())
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
@@ -202,7 +179,7 @@ def test_basic_rnn_gradients_match_autodiff(path):
         naive = tf.reduce_sum(tf.stack(outs, axis=1) * w)
     np.testing.assert_allclose(out, tf.stack(outs, axis=1), atol=ATOL)
     for g_ours, g_naive in zip(tape.gradient(ours, [x] + variables),
-                               tape.gradient(naive, [x] + variables)):
+                               tape.gradient(naive, [x] + variables), strict=True):
         np.testing.assert_allclose(g_ours, g_naive, atol=ATOL)
 
 
@@ -233,12 +210,12 @@ def test_rnn_inits_are_the_numpy_cells():
 def test_state_is_carried_between_calls(name):
     """Running x in two halves, passing the state on, equals running it at once."""
     cell = make_model(name, 2, 1, lstm_hidden=5, rnn_hidden=5, seed=1).cell
-    x = _rng(6).standard_normal((3, 8, 2)).astype(np.float32)
+    x = make_rng(6).standard_normal((3, 8, 2)).astype(np.float32)
     whole, final = cell(x)
     first, mid = cell(x[:, :5])
     second, final2 = cell(x[:, 5:], mid)
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=ATOL)
-    for a, b in zip(tf.nest.flatten(final2), tf.nest.flatten(final)):
+    for a, b in zip(tf.nest.flatten(final2), tf.nest.flatten(final), strict=True):
         np.testing.assert_allclose(a, b, atol=ATOL)
 
 
@@ -248,7 +225,7 @@ def test_lstm_zero_state_and_state_fields():
     assert isinstance(zero, MyLSTMState) and zero._fields == ("cell", "hidden")
     assert zero.cell.shape == zero.hidden.shape == (4, 3)
     assert not np.any(zero.cell) and not np.any(zero.hidden)
-    x = _rng(7).standard_normal((4, 5, 2)).astype(np.float32)
+    x = make_rng(7).standard_normal((4, 5, 2)).astype(np.float32)
     out, state = cell(x)
     np.testing.assert_allclose(cell(x, zero)[0], out, atol=0)  # None means the zero state
     np.testing.assert_allclose(state.hidden, out[:, -1], atol=0)

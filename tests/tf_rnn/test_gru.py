@@ -8,27 +8,16 @@ import pytest
 
 from rnnlab.tf_rnn._tf import keras, tf
 from rnnlab.tf_rnn.cells import MyGRUCell
-from rnnlab.tf_rnn.recurrence import Layout
 
-ATOL = 1e-5
-# Each path set explicitly (cores=2 so that unrolling happens on any machine; min_chain_rows=2
-# so that small batches split); B = 6 rows.
-PATHS = {
-    "one chain, while loop": Layout(n_chains=1),
-    "two chains, unrolled": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=128, cores=2),
-    "two chains, while loop": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=0, cores=2),
-}
+from driver_paths import ATOL, PATHS, make_rng, traced_without_shapes
 
-
-def _rng(seed=0):
-    return np.random.default_rng(seed)
 
 
 def _keras_gru_and_cell(n_in, H, layout=None, seed=0):
     """A Keras GRU with random weights (both biases non-zero) and a MyGRUCell with copies."""
     layer = keras.layers.GRU(H, return_sequences=True, return_state=True)
     layer.build((None, None, n_in))
-    rng = _rng(seed)
+    rng = make_rng(seed)
     for w in layer.weights:
         w.assign(0.5 * rng.standard_normal(w.shape).astype(np.float32))
     cell = MyGRUCell(n_in, H, seed=seed + 1, layout=layout)
@@ -40,7 +29,7 @@ def _keras_gru_and_cell(n_in, H, layout=None, seed=0):
 
 
 def _assert_gradients_close(grads, grads_keras, names):
-    for name, g_m, g_k in zip(names, grads, grads_keras):
+    for name, g_m, g_k in zip(names, grads, grads_keras, strict=True):
         scale = max(1.0, float(np.max(np.abs(g_k))))
         np.testing.assert_allclose(g_m, g_k, atol=ATOL * scale, err_msg=name)
 
@@ -50,7 +39,7 @@ def _assert_gradients_close(grads, grads_keras, names):
 def test_gru_matches_keras_outputs_state_and_gradients(path, with_state):
     B, T, D, H = 6, 5, 3, 4
     layer, cell = _keras_gru_and_cell(D, H, PATHS[path])
-    rng = _rng(1)
+    rng = make_rng(1)
     x = tf.constant(rng.standard_normal((B, T, D)).astype(np.float32))
     h0 = tf.constant(rng.standard_normal((B, H)).astype(np.float32))
     # weights on every output and on the final state, so each gradient path matters
@@ -75,23 +64,10 @@ def test_gru_matches_keras_outputs_state_and_gradients(path, with_state):
 def test_gru_with_unknown_length_in_a_compiled_function_matches_keras():
     """Traced without a static T or B: the while loop, one chain, whatever the layout says."""
     layer, cell = _keras_gru_and_cell(3, 4, PATHS["two chains, unrolled"], seed=6)
-    variables = list(cell.weights.values())
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
-    def ours(x):
-        with tf.GradientTape() as tape:
-            out = cell(x)[0]
-            loss = tf.reduce_sum(out ** 2)
-        return out, tape.gradient(loss, variables)
-
-    x = tf.constant(_rng(7).standard_normal((6, 9, 3)).astype(np.float32))
-    with tf.GradientTape() as tape:
-        out_k = layer(x)[0]
-        loss_k = tf.reduce_sum(out_k ** 2)
-    out_m, grads_m = ours(x)
+    x = tf.constant(make_rng(7).standard_normal((6, 9, 3)).astype(np.float32))
+    (out_m, grads_m), (out_k, grads_k) = traced_without_shapes(layer, cell, x)
     np.testing.assert_allclose(out_m, out_k, atol=ATOL)
-    _assert_gradients_close(grads_m, tape.gradient(loss_k, layer.weights),
-                            ["kernel", "recurrent_kernel", "bias"])
+    _assert_gradients_close(grads_m, grads_k, ["kernel", "recurrent_kernel", "bias"])
 
 
 def test_gru_layout_and_initialisation():
@@ -119,7 +95,7 @@ def test_gru_rejects_bad_arguments(kwargs):
 
 def test_gru_state_is_one_tensor_and_carried_between_calls():
     cell = MyGRUCell(2, 3, seed=2)
-    x = _rng(8).standard_normal((4, 7, 2)).astype(np.float32)
+    x = make_rng(8).standard_normal((4, 7, 2)).astype(np.float32)
     whole, final = cell(x)
     first, mid = cell(x[:, :3])
     second, final2 = cell(x[:, 3:], mid)

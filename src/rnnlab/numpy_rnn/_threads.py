@@ -58,11 +58,13 @@ def shards(n_rows: int, macs: int) -> list[slice]:
     if n <= 1:
         return [slice(None)]
     bounds = [n_rows * i // n for i in range(n + 1)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    # consecutive bounds pairwise: n + 1 bounds give n slices (the shift truncates on purpose)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=False)]
 
 
 def map_shards(fn, row_slices) -> None:
-    """fn(rows) for every slice, on the thread pool (one BLAS thread each) when there are several."""
+    """fn(rows) for every slice, on the thread pool (one BLAS thread each) when there are
+    several."""
     if len(row_slices) == 1:
         fn(row_slices[0])
         return

@@ -75,6 +75,7 @@ def gradient_check(seed: int = 0, batch_size: int = 3, seq_len: int = 5, vocab_s
 
     _, dlogits = cross_entropy_loss(model.forward(x), y)
     model.backward(dlogits)
-    rel_error = {name.split(".", 1)[1]: relative_error(g.copy(), numeric_gradient(loss_at, p, delta))
-                 for p, g, name in model.params()}
+    rel_error = {
+        name.split(".", 1)[1]: relative_error(g.copy(), numeric_gradient(loss_at, p, delta))
+        for p, g, name in model.params()}
     return {"max_rel_error": max(rel_error.values()), "rel_error": rel_error}

@@ -31,7 +31,8 @@ def save_gradient_flow(task: str, norms: dict[str, np.ndarray], *, first_recall:
         columns[f"grad_norm_{name}"] = [float(v) for v in values]
         columns[f"log10_grad_norm_{name}"] = [float(np.log10(max(v, 1e-300))) for v in values]
     write_csv(f"plots/gradient_flow_{task}.csv", columns)
-    shrink = {name: shrink_factors(values, delimiter, last_symbol) for name, values in norms.items()}
+    shrink = {name: shrink_factors(values, delimiter, last_symbol)
+              for name, values in norms.items()}
     write_json(f"results/gradient_flow_{task}.json", shrink)
     return shrink
 
@@ -46,7 +47,8 @@ def state_columns(trace: dict[str, np.ndarray]) -> dict[str, list]:
                          else [""] * T)
     columns["cell_norm"] = ([float(v) for v in np.linalg.norm(trace["cell"], axis=-1).mean(axis=0)]
                             if "cell" in trace else [""] * T)
-    columns["hidden_norm"] = [float(v) for v in np.linalg.norm(trace["hidden"], axis=-1).mean(axis=0)]
+    columns["hidden_norm"] = [float(v)
+                              for v in np.linalg.norm(trace["hidden"], axis=-1).mean(axis=0)]
     return columns
 
 

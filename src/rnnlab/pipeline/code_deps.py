@@ -108,7 +108,8 @@ def declared(stage: dict, key: str) -> list[str]:
     entries = []
     for entry in stage.get(key, []):
         if isinstance(entry, dict):  # `- path: {cache: false}` or `- params.yaml: [keys]`
-            entries += list(entry) if key != "params" else [k for v in entry.values() for k in v or []]
+            entries += (list(entry) if key != "params"
+                        else [k for v in entry.values() for k in v or []])
         else:
             entries.append(entry)
     return entries
@@ -118,7 +119,8 @@ def stage_scripts(dvc_yaml: dict) -> dict[str, tuple[str, list[str]]]:
     """{stage name: (script path, declared deps)} for every `python stages/...` stage."""
     out = {}
     for name, stage in expand_stages(dvc_yaml).items():
-        script = next(w for w in stage["cmd"].split() if w.startswith("stages/") and w.endswith(".py"))
+        script = next(w for w in stage["cmd"].split()
+                      if w.startswith("stages/") and w.endswith(".py"))
         out[name] = (script, declared(stage, "deps"))
     return out
 

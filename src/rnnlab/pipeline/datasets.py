@@ -45,21 +45,25 @@ def _make_memory(params, split, rng):
 def _make_sine(params, split, rng):
     # Training curves hold seq_len inputs plus the one target beyond them; test curves hold
     # the given part and the part the model generates.
-    length = params["seq_len"] + 1 if split == "train" else params["n_given"] + params["n_generated"]
-    return {"curves": sequences.sine_curves(_split_size(params, split), length, params["x_spacing"], rng)}
+    length = (params["seq_len"] + 1 if split == "train"
+              else params["n_given"] + params["n_generated"])
+    return {"curves": sequences.sine_curves(_split_size(params, split), length,
+                                            params["x_spacing"], rng)}
 
 
 def _check_sequences(arrays, params, split):
     length = 2 * params["to_remember_len"] + params.get("blank_separation_len", 0) + 1
     shape = (_split_size(params, split), length)
     problem = expect_arrays(arrays, {"inputs": ("uint8", shape), "targets": ("uint8", shape)})
-    if problem is None and max(arrays["inputs"].max(), arrays["targets"].max()) >= params["vocab_size"]:
+    if (problem is None
+            and max(arrays["inputs"].max(), arrays["targets"].max()) >= params["vocab_size"]):
         problem = f"class ids reach beyond vocab_size {params['vocab_size']}"
     return problem
 
 
 def _check_sine(arrays, params, split):
-    length = params["seq_len"] + 1 if split == "train" else params["n_given"] + params["n_generated"]
+    length = (params["seq_len"] + 1 if split == "train"
+              else params["n_given"] + params["n_generated"])
     problem = expect_arrays(arrays, {"curves": ("float32", (_split_size(params, split), length))})
     if problem is None and not (np.all(np.isfinite(arrays["curves"]))
                                 and np.abs(arrays["curves"]).max() <= 1.0):
@@ -89,7 +93,7 @@ def make_dataset(kind: str, params: dict[str, Any]) -> dict[str, dict[str, np.nd
     spec = DATASETS[kind]
     seeds = np.random.SeedSequence(params["seed"]).spawn(len(SPLITS))
     return {split: spec.make(params, split, np.random.default_rng(seed))
-            for split, seed in zip(SPLITS, seeds)}
+            for split, seed in zip(SPLITS, seeds, strict=True)}
 
 
 def write_dataset(kind: str, params: dict[str, Any], root: str | Path = ".") -> dict[str, int]:

@@ -110,7 +110,8 @@ def load_arrays(path: str | Path, stage: str) -> tuple[dict[str, np.ndarray], di
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except Exception as exc:  # zip, header and pickle errors all mean the same to the user
-        raise DataError(f"{path}: file is truncated or corrupt ({type(exc).__name__}); {fix}") from None
+        raise DataError(f"{path}: file is truncated or corrupt ({type(exc).__name__}); "
+                        f"{fix}") from None
     try:
         meta = json.loads(arrays.pop(META_KEY).item())
     except (KeyError, ValueError, TypeError):
@@ -156,7 +157,8 @@ def expect_arrays(arrays: dict[str, np.ndarray], spec: dict[str, tuple[str, tupl
         if array.dtype != np.dtype(dtype):
             return f"array '{name}' has dtype {array.dtype}, expected {dtype}"
         if len(array.shape) != len(shape) or any(
-                want is not None and got != want for got, want in zip(array.shape, shape)):
+                want is not None and got != want
+                for got, want in zip(array.shape, shape, strict=True)):
             return f"array '{name}' has shape {array.shape}, expected {shape}"
     return None
 
@@ -168,7 +170,7 @@ def write_csv(path: str | Path, columns: dict[str, Any]) -> None:
     lengths = {name: len(columns[name]) for name in names}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"{path}: columns of unequal length {lengths}")
-    rows = zip(*(columns[name] for name in names))
+    rows = zip(*(columns[name] for name in names), strict=True)
     cell = lambda v: f"{v:.6g}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
     lines = [",".join(names)] + [",".join(cell(v) for v in row) for row in rows]
     write_text(path, "\n".join(lines) + "\n")

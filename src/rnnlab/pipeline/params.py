@@ -3,7 +3,8 @@
 Every key of every section has a rule (its field's metadata); a wrong type, an out-of-range
 value, an unknown name, an unknown key (with a "did you mean"), a renamed key or value (naming
 the new one) or a missing key is reported with the key path and what is allowed; all of a
-file's mistakes are reported together, in one `ConfigError`. Only PyYAML is imported here, so validation runs before numpy or TensorFlow load.
+file's mistakes are reported together, in one `ConfigError`. Only PyYAML is imported here, so
+validation runs before numpy or TensorFlow load.
 
     copy_task, numpy_rnn = load_params("copy_task", "numpy_rnn")
     numpy_rnn.hidden  # 50
@@ -250,7 +251,8 @@ SECTIONS: dict[str, type] = {
 # Old names, refused with the new name: {section: {old key: (new key, why)}}.
 RENAMED_KEYS = {
     "tf_model": {"hidden": ("lstm_hidden", "the LSTM's units; the RNN's are tf_model.rnn_hidden"),
-                 "match_params": ("rnn_hidden", "'matched' gives the RNN the LSTM's parameter count"),
+                 "match_params": ("rnn_hidden",
+                                  "'matched' gives the RNN the LSTM's parameter count"),
                  "init": ("rnn_init", "the RNN's W_hh; the LSTM has its own init")},
     "sine_task": {"step": ("x_spacing", "the spacing of x between samples")},
 }
@@ -355,7 +357,8 @@ def validate(raw: Any) -> dict[str, Any]:
     Every mistake is found in one pass: ConfigError names one key, or lists them all, one per
     line, so that a file with three typos takes one run to fix, not three."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{PARAMS_FILE}: expected a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(f"{PARAMS_FILE}: expected a mapping of sections, "
+                          f"got {type(raw).__name__}")
     problems, suggested = _unknown(raw, SECTIONS, "section", lambda name: name)
     cfg = {}
     for section in SECTIONS:

@@ -37,7 +37,8 @@ def sine_extrapolation(curves, generated, n_given: int, x_spacing: float, title:
     fig, axes = plt.subplots(k, 1, figsize=(8, 1.8 * k + 0.6), sharex=True, layout="constrained")
     for i, ax in enumerate(np.atleast_1d(axes)):
         ax.plot(x, curves[i], color="0.7", lw=3, label="truth")
-        ax.plot(x[:n_given], curves[i, :n_given], color="tab:blue", lw=1.5, label="given to the model")
+        ax.plot(x[:n_given], curves[i, :n_given], color="tab:blue", lw=1.5,
+                label="given to the model")
         ax.plot(x[n_given:], generated[i], color="tab:red", lw=1.5, ls="--",
                 label="generated (own predictions fed back)")
         ax.axvline(x[n_given] - x_spacing / 2, color="0.4", lw=0.8, ls=":")
@@ -52,7 +53,7 @@ def sine_extrapolation(curves, generated, n_given: int, x_spacing: float, title:
 
 def _mark_failures(ax, delays, counts, color) -> None:
     """An x at the bottom of the panel for each delay where some seed's run failed."""
-    where = [d for d, n in zip(delays, counts) if n]
+    where = [d for d, n in zip(delays, counts, strict=True) if n]
     if where:
         ax.plot(where, [0.02] * len(where), ls="none", marker="x", ms=9, mew=2, color=color,
                 label="failed (diverged) run")
@@ -76,12 +77,14 @@ def memory_capacity(delays, series, chance: float, loss_series, baselines, faile
     acc_ax.set_ylabel("recall accuracy (test)")
     acc_ax.set_ylim(0, 1.05)
     acc_ax.set_title("Which cell remembers longer?")
-    by_label = dict(zip(*reversed(acc_ax.get_legend_handles_labels())))  # one "failed" entry
+    # keyed by label: one "failed" legend entry however many cells had failed runs
+    by_label = dict(zip(*reversed(acc_ax.get_legend_handles_labels()), strict=True))
     acc_ax.legend(by_label.values(), by_label.keys())
     for label, (mean, low, high) in loss_series.items():
         line, = loss_ax.plot(delays, mean, marker="o", label=label)
         loss_ax.fill_between(delays, low, high, color=line.get_color(), alpha=0.2)
-    loss_ax.plot(delays, baselines, color="0.3", ls=":", label="memoryless baseline K·ln(A)/(2K+B+1)")
+    loss_ax.plot(delays, baselines, color="0.3", ls=":",
+                 label="memoryless baseline K·ln(A)/(2K+B+1)")
     loss_ax.set_xlabel("blank separation B")
     loss_ax.set_ylabel("final training loss (cross-entropy per step)")
     loss_ax.set_title("Training loss against the memoryless baseline")
@@ -141,7 +144,7 @@ def gradient_flow(panels: dict[str, dict[str, dict[str, np.ndarray]]]):
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5),
                              layout="constrained", squeeze=False)
-    for ax, (title, curves) in zip(axes[0], panels.items()):
+    for ax, (title, curves) in zip(axes[0], panels.items(), strict=True):
         for label, curve in curves.items():
             line, = ax.semilogy(curve["distance"], curve["trained"], marker="o", ms=3,
                                 label=f"{label}, trained")

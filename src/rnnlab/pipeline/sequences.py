@@ -59,7 +59,8 @@ def memory_task(n: int, to_remember_len: int, blank_separation_len: int, n_symbo
 
 
 def sine_curves(n: int, length: int, x_spacing: float, rng: np.random.Generator):
-    """Sine curves sin(x / f) sampled at x_0, x_0 + x_spacing, ..., as the sheet's framework made them.
+    """Sine curves sin(x / f) sampled at x_0, x_0 + x_spacing, ..., as the sheet's framework
+    made them.
 
     f ~ U[1, 2) sets the (unknown to the model) frequency, x_0 ~ U[0, 4*pi) the phase.
 

@@ -42,8 +42,9 @@ class RNNCell(tf.Module):
 
     `cell(x, state=None)` runs the cell over x (batch, time, n_in) from `state`
     (zero state if None) and returns (outputs (batch, time, output_size), final_state).
-    Subclasses implement `zero_state` and `call_time_major`, and list their variables in
-    `weights` (a name -> tf.Variable dict in a fixed order). `layout` (a
+    Subclasses create the variables `kernel`, `recurrent_kernel` and `bias` (Keras's layout;
+    `weights` lists them) and implement `call_time_major`; `zero_state` is zeros (B, H) unless
+    a subclass's state is structured. `layout` (a
     rnnlab.tf_rnn.recurrence.Layout) says how the recurrence is laid out on the CPU.
     """
 
@@ -63,7 +64,9 @@ class RNNCell(tf.Module):
 
     @property
     def weights(self) -> dict:
-        raise NotImplementedError
+        """name -> tf.Variable, in Keras's order; every cell here has Keras's three."""
+        return {"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel,
+                "bias": self.bias}
 
     def weight_tensors(self) -> dict:
         """name -> the current value of each weight, as a tensor (what the recurrences take)."""
@@ -74,7 +77,9 @@ class RNNCell(tf.Module):
         return int(sum(np.prod(v.shape) for v in self.weights.values()))
 
     def zero_state(self, batch_size):
-        raise NotImplementedError
+        """The state before the first step: zeros (batch_size, H) (a cell with a structured
+        state, like the LSTM's, overrides this)."""
+        return tf.zeros([batch_size, self.n_hidden], DTYPE)
 
     def call_time_major(self, x, state):
         """x: (time, batch, n_in) -> (outputs (time, batch, H), final_state)."""
@@ -134,14 +139,6 @@ class BasicRNNCell(RNNCell):
         self.recurrent_kernel = variable(recurrent_matrix(init, rng, H), "recurrent_kernel")
         self.bias = variable(np.zeros(H), "bias")
 
-    @property
-    def weights(self) -> dict:
-        return {"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel,
-                "bias": self.bias}
-
-    def zero_state(self, batch_size):
-        return tf.zeros([batch_size, self.n_hidden], DTYPE)
-
     def call_time_major(self, x, state):
         hs, (h_last,) = sequence(relu.RELU, x, (_hidden_state(self, state),),
                                  self.weight_tensors(), self.layout)
@@ -175,11 +172,6 @@ class MyLSTMCell(RNNCell):
         bias = np.zeros(4 * H)
         bias[H:2 * H] = 1.0
         self.bias = variable(bias, "bias")
-
-    @property
-    def weights(self) -> dict:
-        return {"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel,
-                "bias": self.bias}
 
     def zero_state(self, batch_size):
         zeros = tf.zeros([batch_size, self.n_hidden], DTYPE)
@@ -219,14 +211,6 @@ class MyGRUCell(RNNCell):
         self.kernel = variable(glorot_uniform(rng, (self.n_in, 3 * H)), "kernel")
         self.recurrent_kernel = variable(orthogonal(rng, (H, 3 * H)), "recurrent_kernel")
         self.bias = variable(np.zeros((2, 3 * H)), "bias")
-
-    @property
-    def weights(self) -> dict:
-        return {"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel,
-                "bias": self.bias}
-
-    def zero_state(self, batch_size):
-        return tf.zeros([batch_size, self.n_hidden], DTYPE)
 
     def call_time_major(self, x, state):
         hs, (h_last,) = sequence(GRU, x, (_hidden_state(self, state),), self.weight_tensors(),

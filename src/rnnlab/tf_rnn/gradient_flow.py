@@ -74,7 +74,7 @@ def lstm_trace(cell: MyLSTMCell, x) -> dict[str, np.ndarray]:
         i, f, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o)
         c_tm1 = f * c_tm1 + i * tf.tanh(z_c)
         h_tm1 = o * tf.tanh(c_tm1)
-        for name, value in zip(trace, (i, f, o, c_tm1, h_tm1)):
+        for name, value in zip(trace, (i, f, o, c_tm1, h_tm1), strict=True):
             trace[name].append(value)
     return {name: tf.stack(values, axis=1).numpy() for name, values in trace.items()}
 

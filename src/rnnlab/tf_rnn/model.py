@@ -144,7 +144,8 @@ def hidden_size(cell: str, n_in: int, n_out: int, lstm_hidden: int, rnn_hidden) 
     if _check_cell(cell) == "lstm":
         return check_positive_int("lstm_hidden", lstm_hidden)
     if rnn_hidden == MATCHED:
-        return matched_hidden_size(cell, n_in, check_positive_int("lstm_hidden", lstm_hidden), n_out)
+        return matched_hidden_size(cell, n_in, check_positive_int("lstm_hidden", lstm_hidden),
+                                   n_out)
     return check_positive_int("rnn_hidden", rnn_hidden)
 
 

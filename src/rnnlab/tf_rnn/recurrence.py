@@ -71,10 +71,11 @@ class Layout:
     def chain_rows(self, batch_size):
         """Row ranges ((start, stop), ...) of the chains, or None: one chain (no split).
         Needs a static batch size; small batches are not split (nothing to gain)."""
-        if batch_size is None or self.n_chains < 2 or batch_size < self.n_chains * self.min_chain_rows:
+        if (batch_size is None or self.n_chains < 2
+                or batch_size < self.n_chains * self.min_chain_rows):
             return None
         bounds = [batch_size * k // self.n_chains for k in range(self.n_chains + 1)]
-        return tuple(zip(bounds[:-1], bounds[1:]))
+        return tuple(zip(bounds[:-1], bounds[1:], strict=False))  # consecutive bounds pairwise
 
     def unrolled(self, n_steps, n_chains: int) -> bool:
         """Unroll in Python? Only for a static T, a split batch and more than one core: the
@@ -162,7 +163,8 @@ def _forward_unrolled(rec, xws, state0s, fw):
     for t in range(xws[0].shape[0]):
         for k, xw in enumerate(xws):
             state, cache = step(xw[t], tuple(part[-1] for part in states[k]), fw)
-            for steps, value in zip(states[k] + caches[k], tuple(state) + tuple(cache)):
+            for steps, value in zip(states[k] + caches[k], tuple(state) + tuple(cache),
+                                    strict=True):
                 steps.append(value)
     return [_stack_steps(s) for s in states], [_stack_steps(c) for c in caches]
 
@@ -183,7 +185,7 @@ def _backward_unrolled(rec, dhs, carries, states, caches, rk):
                                   tuple(s[t] for s in states[k]),
                                   tuple(s[t + 1] for s in states[k]), consts)
             dzs[k] = dzs[k] or [[None] * n_steps for _ in dz]
-            for steps, value in zip(dzs[k], dz):
+            for steps, value in zip(dzs[k], dz, strict=True):
                 steps[t] = value
             dh_rec[k] = tf.matmul(dz[-1], rk, transpose_b=True)
     return [_stack_steps(d) for d in dzs], dh_rec, carries
@@ -196,13 +198,14 @@ def _backward_unrolled(rec, dhs, carries, states, caches, rk):
 def _arrays(size, n, first=None, shape=None):
     """n TensorArrays of `size` elements (each with `first[i]` at index 0 if given)."""
     arrays = [tf.TensorArray(DTYPE, size=size, element_shape=shape) for _ in range(n)]
-    return tuple(arrays if first is None else [a.write(0, v) for a, v in zip(arrays, first)])
+    return tuple(arrays if first is None
+                 else [a.write(0, v) for a, v in zip(arrays, first, strict=True)])
 
 
 def _stacked(arrays, n_steps, element_shapes):
     """Each TensorArray stacked, with the static shape (n_steps, *element_shape) where known."""
     out = []
-    for array, shape in zip(arrays, element_shapes):
+    for array, shape in zip(arrays, element_shapes, strict=True):
         value = array.stack()
         value.set_shape([n_steps] + list(shape))
         out.append(value)
@@ -214,12 +217,12 @@ def _forward_while(rec, xws, state0s, fw):
     n_steps = tf.shape(xws[0])[0]
 
     def body(t, states, state_arrays, cache_arrays):
-        steps = [rec.forward_step(xw[t], s, fw) for xw, s in zip(xws, states)]
+        steps = [rec.forward_step(xw[t], s, fw) for xw, s in zip(xws, states, strict=True)]
         return (t + 1, [tuple(state) for state, _ in steps],
-                [tuple(a.write(t + 1, v) for a, v in zip(arrays, state))
-                 for arrays, (state, _) in zip(state_arrays, steps)],
-                [tuple(a.write(t, v) for a, v in zip(arrays, cache))
-                 for arrays, (_, cache) in zip(cache_arrays, steps)])
+                [tuple(a.write(t + 1, v) for a, v in zip(arrays, state, strict=True))
+                 for arrays, (state, _) in zip(state_arrays, steps, strict=True)],
+                [tuple(a.write(t, v) for a, v in zip(arrays, cache, strict=True))
+                 for arrays, (_, cache) in zip(cache_arrays, steps, strict=True)])
 
     state_arrays = [_arrays(n_steps + 1, len(s0), s0, s0[0].shape) for s0 in state0s]
     cache_arrays = [_arrays(n_steps, rec.n_cached) for _ in state0s]
@@ -229,7 +232,8 @@ def _forward_while(rec, xws, state0s, fw):
         maximum_iterations=n_steps)
     static_steps = xws[0].shape[0]
     n_states = None if static_steps is None else static_steps + 1
-    return ([_stacked(a, n_states, [v.shape for v in s0]) for a, s0 in zip(state_arrays, state0s)],
+    return ([_stacked(a, n_states, [v.shape for v in s0])
+             for a, s0 in zip(state_arrays, state0s, strict=True)],
             [tuple(a.stack() for a in arrays) for arrays in cache_arrays])
 
 
@@ -242,11 +246,12 @@ def _backward_while(rec, dhs, carries, states, caches, rk):
         steps = [rec.backward_step(dh[t] + rec_k, carry, tuple(c[t] for c in cache),
                                    tuple(s[t] for s in state), tuple(s[t + 1] for s in state),
                                    consts)
-                 for dh, rec_k, carry, cache, state in zip(dhs, dh_rec, carries, caches, states)]
+                 for dh, rec_k, carry, cache, state
+                 in zip(dhs, dh_rec, carries, caches, states, strict=True)]
         return (t - 1, [tf.matmul(dz[-1], rk, transpose_b=True) for dz, _ in steps],
                 [tuple(carry) for _, carry in steps],
-                [tuple(a.write(t, v) for a, v in zip(arrays, dz))
-                 for arrays, (dz, _) in zip(dz_arrays, steps)])
+                [tuple(a.write(t, v) for a, v in zip(arrays, dz, strict=True))
+                 for arrays, (dz, _) in zip(dz_arrays, steps, strict=True)])
 
     n_dz = 1 if rec.shares_pre_activation else 2
     dz_arrays = [_arrays(n_steps, n_dz, shape=[d.shape[1], rk.shape[1]]) for d in dhs]
@@ -262,7 +267,7 @@ def _backward_while(rec, dhs, carries, states, caches, rk):
 def _forward(rec, rows, unrolled, x, state0, fw):
     """x (T, B, n_in), state0 (tuple of (B, H)) -> per chain (states, caches) lists."""
     xs = _split(x, rows, 1)
-    state0s = list(zip(*[_split(s, rows, 0) for s in state0]))
+    state0s = list(zip(*[_split(s, rows, 0) for s in state0], strict=True))
     xws = [rec.project_inputs(x_k, fw) for x_k in xs]
     run = _forward_unrolled if unrolled else _forward_while
     return run(rec, xws, state0s, fw)
@@ -278,8 +283,8 @@ def _backward(rec, unrolled, dhs, d_final_extras, states, caches, rk):
                for k in range(len(states))]
     run = _backward_unrolled if unrolled else _backward_while
     dzs, dh_rec, carries = run(rec, dhs, carries, states, caches, rk)
-    d_state0 = [rec.state0_gradients(d, c) for d, c in zip(dh_rec, carries)]
-    return dzs, tuple(tf.concat(parts, 0) for parts in zip(*d_state0))
+    d_state0 = [rec.state0_gradients(d, c) for d, c in zip(dh_rec, carries, strict=True)]
+    return dzs, tuple(tf.concat(parts, 0) for parts in zip(*d_state0, strict=True))
 
 
 _COMPILED: dict = {}
@@ -316,7 +321,7 @@ def _shared_weight_gradients(xs, hs, dzs, kernel):
     hs[k][:-1] holds h_{t-1} of every step t; dzs[k] (T, b, k*H). d_x (T, B, n_in)."""
     n_in = kernel.shape[0]
     d_weights, d_x = 0.0, []
-    for x, h, dz in zip(xs, hs, dzs):
+    for x, h, dz in zip(xs, hs, dzs, strict=True):
         dz_flat = _flat(dz)
         # one matmul instead of three: XLA would otherwise turn reduce_sum(dz) over the
         # stacked steps into one reduction per step, and a narrow x (n_in = 1) into a slow
@@ -337,7 +342,7 @@ def _separate_weight_gradients(xs, hs, dz_ins, dz_recs, kernel):
     The bias gradient is (2, k*H): input bias first, as Keras stores it."""
     n_in = kernel.shape[0]
     d_in, d_rec, d_x = 0.0, 0.0, []
-    for x, h, dz_in, dz_rec in zip(xs, hs, dz_ins, dz_recs):
+    for x, h, dz_in, dz_rec in zip(xs, hs, dz_ins, dz_recs, strict=True):
         dz_in_flat, dz_rec_flat = _flat(dz_in), _flat(dz_rec)
         ones = tf.ones_like(dz_in_flat[:, :1])  # the bias row of the same matmul (see above)
         d_in += tf.matmul(tf.concat([tf.reshape(x, [-1, n_in]), ones], axis=1), dz_in_flat,
@@ -382,7 +387,7 @@ def sequence(rec: Recurrence, x, state0: tuple, weights, layout: Layout):
     @tf.custom_gradient
     def run(x, *state0_and_weights):
         state0 = state0_and_weights[:n_state]
-        w = dict(zip(WEIGHT_NAMES, state0_and_weights[n_state:]))
+        w = dict(zip(WEIGHT_NAMES, state0_and_weights[n_state:], strict=True))
         fw = rec.prepare_weights(w)
         # stop_gradient: autodiff must not trace through the loop (the gradient is `grad`)
         states, caches = forward(rows, unrolled, tf.stop_gradient(x),
@@ -395,7 +400,7 @@ def sequence(rec: Recurrence, x, state0: tuple, weights, layout: Layout):
         def grad(d_outputs, *d_final_extras):
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
             d_final_extras = tuple(tf.zeros_like(s) if d is None else d
-                                   for s, d in zip(state0[1:], d_final_extras))
+                                   for s, d in zip(state0[1:], d_final_extras, strict=True))
             dzs, d_state0 = backward(
                 unrolled, tf.stop_gradient(d_outputs),
                 tuple(tf.stop_gradient(d) for d in d_final_extras),

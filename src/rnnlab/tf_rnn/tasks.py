@@ -20,7 +20,8 @@ PREDICT_BATCH = 2000  # sequences per forward call when scoring (bounded memory)
 
 
 def memory_arrays(inputs, targets, n_classes: int = 10):
-    """Memory-task ids (N, T) -> (one-hot float32 inputs (N, T, n_classes), int32 targets (N, T))."""
+    """Memory-task ids (N, T) -> (one-hot float32 inputs (N, T, n_classes), int32 targets
+    (N, T))."""
     inputs, targets = np.asarray(inputs), np.asarray(targets)
     if inputs.ndim != 2 or inputs.shape != targets.shape:
         raise ValueError(f"memory data: expected inputs and targets of the same (N, T) shape, "

@@ -53,7 +53,7 @@ def get_train_step(model: SequenceModel, loss_fn: Callable, optimizer, clip_norm
         grads = tape.gradient(loss, variables)
         if clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, clip_norm)
-        optimizer.apply_gradients(zip(grads, variables))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss
 
     return step

@@ -41,6 +41,7 @@ from typing import Any
 from rnnlab.errors import RnnlabError
 from rnnlab.pipeline.params import read_params
 from rnnlab.workflows.dvc_commands import describe_failure, dvc, key_value
+from rnnlab.workflows.entry import module_main, module_parser
 from rnnlab.workflows.queue import Run, experiments, run_all
 
 CELLS = {
@@ -438,15 +439,11 @@ def capacity(args: argparse.Namespace, grid: Grid, prog: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `python -m rnnlab.workflows.capacity` (`rnnlab capacity` builds its own
     from the same add_arguments)."""
-    parser = argparse.ArgumentParser(prog="python -m rnnlab.workflows.capacity",
-                                     description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return parser
+    return module_parser("capacity", DESCRIPTION, add_arguments)
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(build_parser().parse_args(argv)))
+    module_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

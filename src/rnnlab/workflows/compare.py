@@ -45,6 +45,7 @@ from rnnlab.pipeline.files import atomic_output, write_json, write_png, write_te
 from rnnlab.pipeline.params import read_params, validate
 from rnnlab.workflows.capacity import int_at_least
 from rnnlab.workflows.dvc_commands import describe_failure, dvc_output
+from rnnlab.workflows.entry import module_main, module_parser
 from rnnlab.workflows.queue import Experiment, Run, run_all
 
 # matplotlib (through rnnlab.pipeline.plotting) is imported where it is used: `rnnlab --help`
@@ -427,15 +428,11 @@ def print_summary(summary: dict, outputs: Outputs) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `python -m rnnlab.workflows.compare` (`rnnlab compare` builds its own
     from the same add_arguments)."""
-    parser = argparse.ArgumentParser(prog="python -m rnnlab.workflows.compare",
-                                     description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return parser
+    return module_parser("compare", DESCRIPTION, add_arguments)
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(build_parser().parse_args(argv)))
+    module_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

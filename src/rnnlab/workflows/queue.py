@@ -540,7 +540,8 @@ def overdue(active: list[Active], limit: float) -> list[Active]:
     return [a for a in active if now - a.started > limit]
 
 
-def run_all(runs: list[Run], jobs: int, desc: str) -> tuple[dict[str, Experiment], dict[str, str], list[str]]:
+def run_all(runs: list[Run], jobs: int,
+            desc: str) -> tuple[dict[str, Experiment], dict[str, str], list[str]]:
     """Run what is not current yet, `jobs` at a time, then find every run's experiment.
 
     Returns ({name: Experiment} of the finished runs, {name: failure reason}, [names that were
