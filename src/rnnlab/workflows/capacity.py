@@ -71,7 +71,7 @@ REPORTS = Path("reports")
 COMMITTED = REPORTS / "capacity"  # the full default grid's summary: the committed study
 FILES = {"json": "summary.json", "runs": "runs.json", "csv": "curve.csv", "png": "curve.png"}
 RECORD = "results/memory.json"  # what train_memory records of each run (DVC out, not metrics)
-HELP = "recall against delay, RNN vs IRNN vs LSTM (about 11 min; --quick 1.5 min)"
+HELP = "recall against delay, RNN vs IRNN vs LSTM (about 10 min; --quick 70 s)"
 DESCRIPTION = f"""\
 Trains the memory task over a grid of blank separations B x cell x seed, one queued DVC
 experiment per point (PREFIX-CELL-bB-sSEED), skipping points that already ran with the same
@@ -82,9 +82,9 @@ grid only (the committed study); --quick writes {REPORTS}/capacity-quick/, any o
 (other --cells/--delays/--seeds, -S, --prefix) {REPORTS}/capacity-PREFIX/ (or
 capacity-custom/). --shard writes nothing (--collect summarises).
 
-Takes about 11 min on this project's 2-core machine with --jobs 2 (36 experiments; 597-681 s
-measured), --quick about 1.5 min (12 small experiments; 74-97 s), seconds when every point is
-already current."""
+Takes about 10 min on this project's 2-core machine with --jobs 2 (36 experiments; 587 s
+in the latest run, 597-681 s through DVC's queue in an earlier round), --quick about 70 s
+(12 small experiments), seconds when every point is already current."""
 
 
 def int_at_least(minimum: int):

@@ -86,7 +86,7 @@ README = Path("README.md")
 MARKERS = {name: (f"<!-- {name}: made by make compare -->", f"<!-- /{name} -->")
            for name in ("results-table", "gradient-table")}
 FIGURES = Path("docs/figures")
-HELP = "the named experiments over seeds, summarised (about 10.5 min for 3 seeds)"
+HELP = "the named experiments over seeds, summarised (about 6 min for 3 seeds)"
 DESCRIPTION = f"""\
 Runs each named experiment once per seed as a queued DVC experiment (NAME-sSEED), skipping
 those that already ran with the same params and code, and summarises them over seeds: mean,
@@ -99,8 +99,9 @@ docs/figures/sine_extrapolation_rnn.png. Any other selection (--only, another --
 writes {CUSTOM}/ instead (summary.json and the two figures) and touches none
 of those.
 
-Takes about 10.5 min on this project's 2-core machine for 3 seeds with --jobs 2 (30
-experiments; 10 min 31 s measured), about 6 s again with nothing changed."""
+Takes about 6 min on this project's 2-core machine for 3 seeds with --jobs 2 (30
+experiments; `make compare` took 6 min 15 s; 10 min 31 s through DVC's queue, an earlier
+round), seconds again with nothing changed."""
 
 
 def runs_for(names: list[str], seeds: list[int]) -> list[Run]:
