@@ -9,8 +9,6 @@ The experiments themselves run as `dvc exp run --temp` subprocesses (rnnlab.work
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import shlex
 import subprocess
@@ -79,19 +77,6 @@ def set_values(overrides: dict) -> list[str]:
             text = str(value)
         values.append(f"{key}={text}")
     return values
-
-
-@contextlib.contextmanager
-def quiet_dvc():
-    """DVC's Python API with its loggers at ERROR, as quiet as `quiet=True` makes a dvc command
-    (its console output is off unless the dvc command line turns it on)."""
-    logger = logging.getLogger("dvc")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def key_value(text: str) -> tuple[str, Any]:

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnlab.pipeline.code_deps import (FINGERPRINT_STAGE, current_md5, declared, expand_stages,
-                                      is_code_dep, upstream_stages)
+from rnnlab.pipeline.code_deps import (FINGERPRINT_STAGE, current_md5, declared, is_code_dep,
+                                      upstream_stages)
 from rnnlab.pipeline.params import parse_yaml, read_params
 from rnnlab.workflows.dvc_commands import dvc, dvc_output_retried, environment, set_values
 
@@ -89,15 +89,6 @@ class Experiment:
         proc = subprocess.run(["git", "show", f"{self.sha}:{path}"], capture_output=True, text=True)
         return proc.stdout if proc.returncode == 0 else None
 
-    def metrics(self) -> dict[str, dict]:
-        """{metrics file: its JSON} for every metrics file dvc.yaml declares that it has."""
-        found = {}
-        for path in metric_files():
-            text = self.read(path)
-            if text is not None:
-                found[path] = json.loads(text)
-        return found
-
     def is_current_for(self, run: Run, workspace: dict) -> bool:
         """True if it is `run` as the workspace would run it now: params.yaml with the run's
         overrides, and the current code of the stages it runs and of those upstream."""
@@ -106,10 +97,9 @@ class Experiment:
 
     def is_current(self, params: dict, stages: dict[str, dict]) -> bool:
         """True if it ran with exactly these params and with the workspace's current code for
-        every stage, per its dvc.lock: each code dep (a stage script's fingerprint, data/code/,
-        as the fingerprint stage would write it from today's code; a file of src/ or stages/)
-        has the md5 it ran with. The fingerprint stage itself is checked through them (its
-        deps are whole folders)."""
+        every stage, per its dvc.lock: each stage script's fingerprint (data/code/) has the md5
+        the fingerprint stage would write from today's code. The fingerprint stage itself is
+        checked through them (its deps are whole folders)."""
         if yaml_load(self.read("params.yaml")) != params:
             return False
         locked = (yaml_load(self.read("dvc.lock")) or {}).get("stages", {})
@@ -125,12 +115,6 @@ class Experiment:
 
 def yaml_load(text: str | None):
     return None if text is None else parse_yaml(text, "experiment")
-
-
-def metric_files() -> list[str]:
-    """Every metrics file the stages of dvc.yaml declare."""
-    stages = expand_stages(yaml_load(Path("dvc.yaml").read_text()))
-    return sorted({path for stage in stages.values() for path in declared(stage, "metrics")})
 
 
 def experiments(names: list[str]) -> dict[str, Experiment]:
