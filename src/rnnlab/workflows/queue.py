@@ -97,8 +97,9 @@ class Experiment:
 
     def is_current(self, params: dict, stages: dict[str, dict]) -> bool:
         """True if it ran with exactly these params and with the workspace's current code for
-        every stage, per its dvc.lock: each stage script's fingerprint (data/code/) has the md5
-        the fingerprint stage would write from today's code. The fingerprint stage itself is
+        every stage, per its dvc.lock: each code dep (a stage script's fingerprint, data/code/,
+        as the fingerprint stage would write it from today's code; or a code file) has the md5
+        it ran with. The fingerprint stage itself is
         checked through them (its deps are whole folders)."""
         if yaml_load(self.read("params.yaml")) != params:
             return False
