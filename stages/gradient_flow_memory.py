@@ -10,10 +10,11 @@ MODEL = "models/memory.npz"
 
 
 def main() -> str:
-    from rnnlab.pipeline.trained_models import read_model_file, rebuild
+    from rnnlab.pipeline.trained_models import read_model_file, rebuild, recorded_params
 
     arrays, meta = read_model_file(MODEL)  # its params: the training run's, recorded in it
-    task, m = meta["params"]["memory_task"], meta["params"]["tf_model"]
+    task = meta["params"]["memory_task"]
+    m = recorded_params(MODEL, meta, "tf_model")
     from rnnlab.pipeline.datasets import read_dataset
 
     test = read_dataset("memory", "test", task)  # checked before TensorFlow's slow import
@@ -31,8 +32,7 @@ def main() -> str:
 
     trained = rebuild(MODEL, arrays, meta, build)
     V, L, B = task["vocab_size"], task["to_remember_len"], task["blank_separation_len"]
-    initial = make_model(m["cell"], V, V, lstm_hidden=m["lstm_hidden"],
-                         rnn_hidden=m["rnn_hidden"], rnn_init=m["rnn_init"], seed=m["seed"])
+    initial = make_model(m.cell, V, V, **m.model_options())
     x, y = memory_arrays(test["inputs"], test["targets"], V)
     T = x.shape[1]
     mask = [t >= T - L for t in range(T)]  # the recalled positions: the last L outputs
@@ -44,9 +44,9 @@ def main() -> str:
     write_state_trace("plots/memory_states.csv", trace)
     write_png("plots/memory_states.png", plotting.memory_states(
         test["inputs"][0], {name: values[0] for name, values in trace.items()}, n_symbols=V - 2,
-        title=f"{m['cell'].upper()} on the first test sequence of the memory task (L={L}, B={B})"))
+        title=f"{m.label} on the first test sequence of the memory task (L={L}, B={B})"))
     across = shrink["trained"]["shrink_across_blanks"]
-    return (f"{m['cell'].upper()}: ||dL/dh_t|| shrinks {across:.3g}x across the {B} blanks after "
+    return (f"{m.label}: ||dL/dh_t|| shrinks {across:.3g}x across the {B} blanks after "
             f"training ({shrink['init']['shrink_across_blanks']:.3g}x at initialisation)")
 
 

@@ -22,8 +22,7 @@ def main() -> str:
 
     set_determinism(m.seed)
     V, L = task.vocab_size, task.to_remember_len
-    model = make_model(m.cell, V, V, lstm_hidden=m.lstm_hidden, rnn_hidden=m.rnn_hidden,
-                       rnn_init=m.rnn_init, seed=m.seed)
+    model = make_model(m.cell, V, V, **m.model_options())
     test_x, test_y = memory_arrays(test["inputs"], test["targets"], V)
     with LiveLog("memory") as live:
         with phase("train"):  # periodic test metrics included
@@ -46,7 +45,7 @@ def main() -> str:
                      meta={"params": {"memory_task": as_dict(task), "tf_model": as_dict(m),
                                       "tf_memory": as_dict(t)}, "model": model_description(model)},
                      results=results, accuracy_by_position=result["accuracy_by_position"])
-    return (f"{m.cell.upper()} test accuracy {results['test_accuracy']:.3f} on the memory task, "
+    return (f"{m.label} test accuracy {results['test_accuracy']:.3f} on the memory task, "
             f"L={L}, B={task.blank_separation_len} ({model.n_params} params)")
 
 

@@ -25,8 +25,7 @@ def main() -> str:
         from rnnlab.tf_rnn.train import train as train_model
 
     set_determinism(m.seed)
-    model = make_model(m.cell, 1, 1, lstm_hidden=m.lstm_hidden, rnn_hidden=m.rnn_hidden,
-                       rnn_init=m.rnn_init, seed=m.seed)
+    model = make_model(m.cell, 1, 1, **m.model_options())
     with LiveLog("sine") as live:
         with phase("train"):  # periodic test metrics included
             history = train_model(
@@ -44,8 +43,7 @@ def main() -> str:
                    "test_mse_free_running": result["test_mse_free_running"],
                    "train_loss_final": history["loss"][-1], "n_params": model.n_params,
                    "hidden": model.cell.n_hidden}
-        label = "irnn" if (m.cell, m.rnn_init) == ("rnn", "identity") else m.cell
-        title = (f"{plotting.CELL_NAMES[label]} ({model.n_params} params): {task.n_given} given "
+        title = (f"{m.label} ({model.n_params} params): {task.n_given} given "
                  f"samples, then {task.n_generated} generated; test MSE "
                  f"{results['test_mse_free_running']:.3f}")
         with phase("write"):
@@ -56,7 +54,7 @@ def main() -> str:
                      meta={"params": {"sine_task": as_dict(task), "tf_model": as_dict(m),
                                       "tf_sine": as_dict(t)}, "model": model_description(model)},
                      results=results)
-    return (f"{m.cell.upper()} free-running MSE {results['test_mse_free_running']:.4f} over "
+    return (f"{m.label} free-running MSE {results['test_mse_free_running']:.4f} over "
             f"{task.n_generated} generated steps, one-step MSE "
             f"{results['test_mse_one_step']:.2e} ({model.n_params} params)")
 

@@ -13,6 +13,7 @@ PATHS = {
     "one chain, while loop": Layout(n_chains=1),
     "two chains, unrolled": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=128, cores=2),
     "two chains, while loop": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=0, cores=2),
+    "no XLA (debugging), eager": Layout(n_chains=1, jit_compile=False),
 }
 
 

@@ -13,8 +13,14 @@ RNN_INITS = ("gaussian", "identity", "orthogonal", "permutation")
 
 NUMPY_OPTIMIZERS = ("adam", "sgd")       # rnnlab.numpy_rnn.optimizers
 TF_OPTIMIZERS = ("adam", "momentum")     # Keras's Adam, or SGD with momentum 0.9
-TF_CELLS = ("lstm", "rnn")               # MyLSTMCell or the ReLU BasicRNNCell
+# MyLSTMCell, the ReLU BasicRNNCell or MyGRUCell (rnnlab.tf_rnn.model.CELL_KINDS builds them)
+TF_CELLS = ("lstm", "rnn", "gru")
 
-# tf_model.rnn_hidden may name a size or this: as many parameters as the LSTM model of
-# tf_model.lstm_hidden units (question 2d's fair comparison; rnnlab.tf_rnn.model).
+# MyLSTMCell's parts as switches (rnnlab.tf_rnn.lstm.VARIANTS): the standard cell, one gate fixed
+# at 1, the input gate coupled to the forget gate (CIFG: i = 1 - f), or h = o * c.
+LSTM_VARIANTS = ("vanilla", "no_forget_gate", "no_input_gate", "no_output_gate", "coupled",
+                 "no_output_activation")
+
+# tf_model.rnn_hidden and gru_hidden may name a size or this: as many parameters as the LSTM
+# model of tf_model.lstm_hidden units (question 2d's fair comparison; rnnlab.tf_rnn.model).
 MATCHED = "matched"

@@ -56,3 +56,20 @@ def check_number(name: str, value, minimum: float = 0.0, *, exclusive: bool = Tr
         high = "" if maximum == math.inf else f" and <= {maximum:g}"
         raise _invalid(name, f"a finite number {low}{high}", value)
     return float(value)
+
+
+def did_you_mean(value, names) -> str:
+    """' (did you mean 'x'?)' for the name in `names` closest to `value`, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(value), [str(n) for n in names], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_choice(name: str, value, choices: tuple) -> str:
+    """`value` if it is one of `choices`; ValueError naming the argument, the allowed names and
+    the closest one otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"Received an invalid value for argument `{name}`, expected one of "
+                         f"{', '.join(choices)}, got {value!r}{did_you_mean(value, choices)}.")
+    return value

@@ -80,7 +80,17 @@ BAD_VARIANTS = [
     ("memory-negative-blanks", _set("memory_task", "blank_separation_len", -1),
      "memory_task.blank_separation_len"),
     ("memory-vocab-too-small", _set("memory_task", "vocab_size", 1), "memory_task.vocab_size"),
-    ("tf-unknown-cell", _set("tf_model", "cell", "gru"), "tf_model.cell"),
+    ("tf-unknown-cell", _set("tf_model", "cell", "lsmt"), "tf_model.cell"),
+    ("tf-unknown-variant", _set("tf_model", "lstm_variant", "no_forget"),
+     "tf_model.lstm_variant: got 'no_forget'; expected one of 'vanilla', 'no_forget_gate'"),
+    ("tf-variant-of-a-gru", lambda p: p["tf_model"].update(cell="gru", lstm_variant="coupled"),
+     "tf_model.lstm_variant: got 'coupled', but tf_model.cell is 'gru'"),
+    ("tf-forget-bias-of-an-rnn", lambda p: p["tf_model"].update(cell="rnn", lstm_forget_bias=0),
+     "tf_model.lstm_forget_bias: got 0.0, but tf_model.cell is 'rnn'"),
+    ("tf-forget-bias-without-forget-gate",
+     lambda p: p["tf_model"].update(lstm_variant="no_forget_gate", lstm_forget_bias=0),
+     "tf_model.lstm_forget_bias: got 0.0, but tf_model.lstm_variant is 'no_forget_gate'"),
+    ("tf-gru-hidden-zero", _set("tf_model", "gru_hidden", 0), "tf_model.gru_hidden: got 0"),
     ("tf-unknown-rnn-hidden", _set("tf_model", "rnn_hidden", "same"), "tf_model.rnn_hidden"),
     ("tf-bool-hidden", _set("tf_model", "lstm_hidden", True), "tf_model.lstm_hidden"),
     ("tf-typo-key", _rename("tf_model", "lstm_hidden", "lstm_hiden"), "did you mean 'lstm_hidden'"),
@@ -121,9 +131,9 @@ def test_bad_params_name_the_key(name, mutate, expected):
 
 def test_messages_list_the_allowed_values():
     params = default_params()
-    params["tf_model"]["cell"] = "gru"
-    with pytest.raises(ConfigError,
-                       match=r"tf_model.cell: got 'gru'; expected one of 'lstm', 'rnn'$"):
+    params["tf_model"]["cell"] = "gruu"
+    with pytest.raises(ConfigError, match=r"tf_model.cell: got 'gruu'; expected one of 'lstm', "
+                                          r"'rnn', 'gru' \(did you mean 'gru'\?\)$"):
         validate(params)
     params = default_params()
     params["numpy_rnn"]["init"] = "random"  # the old name: refused, never silently aliased

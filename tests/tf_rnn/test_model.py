@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from rnnlab.pipeline.files import load_arrays, save_arrays
+from rnnlab.choices import LSTM_VARIANTS, TF_CELLS
 from rnnlab.tf_rnn.model import (
-    count_model_params, make_model, model_description, rebuild_model)
+    CELL_KINDS, cell_name, count_model_params, make_model, model_description, rebuild_model)
 
 
 def _rng(seed=0):
@@ -41,14 +42,39 @@ def test_weights_round_trip(tmp_path):
         b.set_weights({"cell/kernel": np.zeros((3, 16))})
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
-def test_rebuild_from_description(cell):
-    model = make_model(cell, 3, 2, lstm_hidden=4, rnn_hidden=7, rnn_init="gaussian", seed=2)
-    copy = rebuild_model(model_description(model))
+@pytest.mark.parametrize("cell, variant", [("lstm", "vanilla"), ("lstm", "coupled"),
+                                           ("rnn", "vanilla"), ("gru", "vanilla")])
+def test_rebuild_from_description(cell, variant):
+    model = make_model(cell, 3, 2, lstm_hidden=4, rnn_hidden=7, gru_hidden=5,
+                       rnn_init="gaussian", lstm_variant=variant, seed=2)
+    description = model_description(model)
+    assert description["cell"] == cell and description.get("lstm_variant", "vanilla") == variant
+    copy = rebuild_model(description)
     copy.set_weights(model.get_weights())
     x = _rng(1).standard_normal((2, 5, 3)).astype(np.float32)
     np.testing.assert_array_equal(copy(x), model(x))
     assert copy.n_params == model.n_params
+
+
+def test_every_cell_kind_is_a_choice_and_counts_its_built_parameters():
+    assert tuple(CELL_KINDS) == TF_CELLS
+    for cell in TF_CELLS:
+        for variant in LSTM_VARIANTS if cell == "lstm" else ["vanilla"]:
+            model = make_model(cell, 3, 2, lstm_hidden=5, rnn_hidden=6, gru_hidden=7,
+                               lstm_variant=variant)
+            assert model.n_params == count_model_params(cell, 3, model.cell.n_hidden, 2,
+                                                        variant), (cell, variant)
+            assert cell_name(model.cell) == cell
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_matched_cells_get_the_standard_lstms_parameter_count(cell):
+    lstm_n = count_model_params("lstm", 10, 96, 10)
+    model = make_model(cell, 10, 10, lstm_hidden=96, lstm_variant="coupled")
+    counts = {h: count_model_params(cell, 10, h, 10) for h in range(1, 800)}
+    assert abs(model.n_params - lstm_n) == min(abs(c - lstm_n) for c in counts.values())
+    assert abs(model.n_params - lstm_n) <= 0.01 * lstm_n
+    assert make_model("gru", 10, 10, lstm_hidden=96, gru_hidden=12).cell.n_hidden == 12
 
 
 def test_matched_rnn_within_five_percent():
@@ -67,7 +93,7 @@ def test_matched_rnn_within_five_percent():
         assert abs(rnn.n_params - lstm_n) == best              # the closest count there is
         if hidden >= 8:   # (tiny models: RNN counts are too coarse for 5%, e.g. 89/109 vs 101)
             assert abs(rnn.n_params - lstm_n) <= 0.05 * lstm_n, (n_in, hidden, n_out)
-    with pytest.raises(ValueError, match="Unknown cell"):
-        make_model("gru", 1, 1, lstm_hidden=4)
+    with pytest.raises(ValueError, match=r"one of lstm, rnn, gru, got 'gruu' \(did you mean"):
+        make_model("gruu", 1, 1, lstm_hidden=4)
     with pytest.raises(ValueError, match="rnn_hidden"):
         make_model("rnn", 1, 1, lstm_hidden=4, rnn_hidden="same")

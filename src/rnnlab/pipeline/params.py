@@ -21,8 +21,9 @@ from typing import Any
 
 import yaml
 
-from rnnlab.choices import MATCHED, NUMPY_OPTIMIZERS, RNN_INITS, TF_CELLS, TF_OPTIMIZERS
-from rnnlab.errors import ConfigError
+from rnnlab.choices import (
+    LSTM_VARIANTS, MATCHED, NUMPY_OPTIMIZERS, RNN_INITS, TF_CELLS, TF_OPTIMIZERS)
+from rnnlab.errors import ConfigError, did_you_mean
 
 PARAMS_FILE = "params.yaml"
 
@@ -94,8 +95,9 @@ class Rule:
             return value
         if self.kind is str or not _has_type(value, self.kind):
             shown = f"{value!r}" if self.kind is str else f"{value!r} ({type(value).__name__})"
-            raise ConfigError(f"{path}: got {shown}; expected {self.describe()}"
-                              f"{_renamed_value_hint(path, value)}")
+            hint = _renamed_value_hint(path, value) or (
+                did_you_mean(value, self.choices) if self.kind is str else "")
+            raise ConfigError(f"{path}: got {shown}; expected {self.describe()}{hint}")
         value = self.kind(value)
         too_small = self.minimum is not None and (
             value <= self.minimum if self.exclusive_min else value < self.minimum)
@@ -217,11 +219,30 @@ class TFModel:
     """The TensorFlow cell of both TF tasks."""
     cell: str = one_of(TF_CELLS)
     lstm_hidden: int = count()
+    lstm_variant: str = one_of(LSTM_VARIANTS)
+    lstm_forget_bias: float = _key(Rule(float))
     rnn_hidden: int | str = _key(Rule(int, minimum=1, choices=(MATCHED,)))
     rnn_init: str = one_of(RNN_INITS)
+    gru_hidden: int | str = _key(Rule(int, minimum=1, choices=(MATCHED,)))
     optimizer: str = one_of(TF_OPTIMIZERS)
     clip_norm: float = non_negative()
     seed: int = seed_key()
+
+    def model_options(self) -> dict[str, Any]:
+        """The keyword arguments of rnnlab.tf_rnn.model.make_model these params give."""
+        return {key: getattr(self, key) for key in (
+            "lstm_hidden", "lstm_variant", "lstm_forget_bias", "rnn_hidden", "rnn_init",
+            "gru_hidden", "seed")}
+
+    @property
+    def label(self) -> str:
+        """The cell as a reader names it: "LSTM", "LSTM (coupled)", "GRU", "ReLU RNN",
+        "IRNN (identity init)"."""
+        if self.cell == "rnn":
+            return "IRNN (identity init)" if self.rnn_init == "identity" else "ReLU RNN"
+        if self.cell == "lstm" and self.lstm_variant != "vanilla":
+            return f"LSTM ({self.lstm_variant})"
+        return self.cell.upper()
 
 
 @dataclass(frozen=True)
@@ -293,6 +314,7 @@ def _cross_key_problems(cfg: dict[str, Any]) -> list[str]:
         need(sine.n_plot <= sine.n_test,
              f"sine_task.n_plot: got {sine.n_plot}; expected at most sine_task.n_test "
              f"({sine.n_test}) curves to draw")
+    problems += _tf_model_problems(cfg.get("tf_model"))
     # Batches are drawn from the training set: it must hold at least one batch's worth.
     for trainer, task, what in (("numpy_rnn", "copy_task", "sequences"),
                                 ("tf_memory", "memory_task", "sequences"),
@@ -301,6 +323,26 @@ def _cross_key_problems(cfg: dict[str, Any]) -> list[str]:
             batch, n_train = cfg[trainer].batch_size, cfg[task].n_train
             need(batch <= n_train, f"{trainer}.batch_size: got {batch}; expected at most "
                                    f"{task}.n_train ({n_train}) training {what}")
+    return problems
+
+
+def _tf_model_problems(m) -> list[str]:
+    """The LSTM's switches mean something only for the LSTM, the forget bias only with a forget
+    gate: a setting that would be silently ignored is refused, naming both keys."""
+    if m is None:
+        return []
+    problems = []
+    changed = [(key, value) for key, value, default in (
+        ("lstm_variant", m.lstm_variant, "vanilla"), ("lstm_forget_bias", m.lstm_forget_bias, 1.0))
+        if value != default]
+    if m.cell != "lstm":
+        problems += [f"tf_model.{key}: got {value!r}, but tf_model.cell is {m.cell!r}: it is a "
+                     f"switch of the LSTM only (set tf_model.cell: lstm, or leave tf_model.{key} "
+                     f"at its default)" for key, value in changed]
+    elif m.lstm_variant == "no_forget_gate" and m.lstm_forget_bias != 1.0:
+        problems.append(f"tf_model.lstm_forget_bias: got {m.lstm_forget_bias!r}, but "
+                        f"tf_model.lstm_variant is 'no_forget_gate': there is no forget gate to "
+                        f"bias (leave tf_model.lstm_forget_bias at 1)")
     return problems
 
 
@@ -329,7 +371,7 @@ def _unknown(given, known, kind: str, where, renamed=None) -> tuple[list[str], s
     return problems, suggested
 
 
-def _validate_section(section: str, values: Any, problems: list[str]):
+def validate_section(section: str, values: Any, problems: list[str]):
     """The typed section, or None if it has problems (appended to `problems`)."""
     section_rules = rules(section)
     if not isinstance(values, dict):
@@ -366,7 +408,7 @@ def validate(raw: Any) -> dict[str, Any]:
             if section not in suggested:
                 problems.append(f"{section}: missing section in {PARAMS_FILE}")
             continue
-        typed = _validate_section(section, raw[section], problems)
+        typed = validate_section(section, raw[section], problems)
         if typed is not None:
             cfg[section] = typed
     problems += _cross_key_problems(cfg)

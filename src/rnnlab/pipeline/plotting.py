@@ -10,9 +10,6 @@ matplotlib.use("Agg")  # no display on servers, CI or inside DVC
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-CELL_NAMES = {"rnn": "ReLU RNN", "irnn": "IRNN (identity init)", "lstm": "LSTM"}
-
-
 def exploding_gradients(seq_len, grad_no_clip, grad_clip, clip_norm: float):
     """Log-log plot of the mean |gradient| against sequence length, with and without clipping."""
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")

@@ -36,6 +36,20 @@ def read_model_file(path: str | Path) -> tuple[dict, dict]:
     return arrays, meta
 
 
+def recorded_params(path: str | Path, meta: dict, section: str):
+    """The typed params `section` a model file records of its training run; a DataError naming
+    the file if they are not what today's code reads (e.g. a file from an older version)."""
+    from rnnlab.pipeline.params import validate_section
+
+    problems: list[str] = []
+    typed = validate_section(section, meta["params"].get(section), problems)
+    if typed is None:
+        raise DataError(f"{path}: its recorded {section} params are not today's ("
+                        f"{problems[0]}); rebuild it with `dvc repro -f "
+                        f"{MODEL_STAGES[Path(path).stem]}`")
+    return typed
+
+
 def rebuild(path: str | Path, arrays: dict, meta: dict, build):
     """build(arrays, meta) -> model, with a mismatch between weights and the recorded
     architecture reported as a DataError naming the file."""

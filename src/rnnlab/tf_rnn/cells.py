@@ -16,16 +16,17 @@ equations (forward and hand-written BPTT steps) live in `rnnlab.tf_rnn.lstm`, `.
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 
-from rnnlab.choices import RNN_INITS
-from rnnlab.errors import check_positive_int, check_seed
+from rnnlab.choices import LSTM_VARIANTS, RNN_INITS
+from rnnlab.errors import check_choice, check_number, check_positive_int, check_seed
 from rnnlab.initializers import glorot_normal, glorot_uniform, orthogonal, recurrent_matrix
 from rnnlab.tf_rnn import relu
 from rnnlab.tf_rnn._tf import DTYPE, tf
 from rnnlab.tf_rnn.gru import GRU
-from rnnlab.tf_rnn.lstm import LSTM
+from rnnlab.tf_rnn.lstm import RECURRENCES, VARIANTS
 from rnnlab.tf_rnn.recurrence import Layout, sequence
 
 MyLSTMState = collections.namedtuple("MyLSTMState", ["cell", "hidden"])
@@ -155,7 +156,13 @@ class MyLSTMCell(RNNCell):
     Variables: `kernel (n_in, 4H)`, `recurrent_kernel (H, 4H)`, `bias (4H,)`, column blocks
     in gate order i, f, c, o (as keras.layers.LSTM, so weights copy over one-to-one).
     Initialised as Keras does: Glorot-uniform kernel, orthogonal recurrent kernel, zero
-    bias except the forget gate's, which starts at 1 (unit_forget_bias).
+    bias except the forget gate's, which starts at `forget_bias` (1: Keras's unit_forget_bias).
+
+    `variant` (rnnlab.choices.LSTM_VARIANTS; rnnlab.tf_rnn.lstm.VARIANTS) takes a part away:
+    no_forget_gate (f = 1), no_input_gate (i = 1), no_output_gate (o = 1), coupled (CIFG,
+    i = 1 - f) or no_output_activation (h = o * c). A variant without a gate drops its columns:
+    its kernels have 3H columns, the remaining blocks in the same order (e.g. i, c, o), so
+    `n_params` counts only weights that are used; the others keep Keras's layout.
 
     The state is MyLSTMState(cell=c, hidden=h) and nothing else: Keras orders an LSTM's state
     [h, c], so a bare pair would be ambiguous. `__call__` returns the hidden outputs of all
@@ -163,14 +170,23 @@ class MyLSTMCell(RNNCell):
     """
 
     def __init__(self, n_in: int, n_hidden: int, seed: int = 0, name: str | None = None,
-                 layout: Layout | None = None):
+                 layout: Layout | None = None, variant: str = "vanilla",
+                 forget_bias: float = 1.0):
         super().__init__(n_in, n_hidden, name=name, layout=layout)
+        self.variant = check_choice("variant", variant, LSTM_VARIANTS)
+        blocks = VARIANTS[variant].blocks
+        self.forget_bias = check_number("forget_bias", forget_bias, -math.inf)
+        if "f" not in blocks and self.forget_bias != 1.0:
+            raise ValueError(f"Received an invalid value for argument `forget_bias`: the "
+                             f"{variant} variant has no forget gate, got {forget_bias!r}.")
         rng = np.random.default_rng(check_seed(seed))
-        H = self.n_hidden
-        self.kernel = variable(glorot_uniform(rng, (self.n_in, 4 * H)), "kernel")
-        self.recurrent_kernel = variable(orthogonal(rng, (H, 4 * H)), "recurrent_kernel")
-        bias = np.zeros(4 * H)
-        bias[H:2 * H] = 1.0
+        H, k = self.n_hidden, len(blocks)
+        self.kernel = variable(glorot_uniform(rng, (self.n_in, k * H)), "kernel")
+        self.recurrent_kernel = variable(orthogonal(rng, (H, k * H)), "recurrent_kernel")
+        bias = np.zeros(k * H)
+        if "f" in blocks:
+            start = blocks.index("f") * H
+            bias[start:start + H] = self.forget_bias
         self.bias = variable(bias, "bias")
 
     def zero_state(self, batch_size):
@@ -185,8 +201,8 @@ class MyLSTMCell(RNNCell):
                              f"got {type(state).__name__}{pair}.")
         h_tm1 = tf.convert_to_tensor(state.hidden, DTYPE)
         c_tm1 = tf.convert_to_tensor(state.cell, DTYPE)
-        hs, (h_last, c_last) = sequence(LSTM, x, (h_tm1, c_tm1), self.weight_tensors(),
-                                        self.layout)
+        hs, (h_last, c_last) = sequence(RECURRENCES[self.variant], x, (h_tm1, c_tm1),
+                                        self.weight_tensors(), self.layout)
         return hs, MyLSTMState(cell=c_last, hidden=h_last)
 
 

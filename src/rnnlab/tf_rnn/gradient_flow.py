@@ -11,12 +11,22 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.tf_rnn._tf import DTYPE, tf
-from rnnlab.tf_rnn.cells import BasicRNNCell, MyLSTMCell
-from rnnlab.tf_rnn.lstm import lstm_hidden_gradients
-from rnnlab.tf_rnn.relu import relu_rnn_hidden_gradients
+from rnnlab.tf_rnn.cells import BasicRNNCell, MyGRUCell, MyLSTMCell
+from rnnlab.tf_rnn.gru import gru_hidden_gradients
+from rnnlab.tf_rnn.lstm import VARIANTS, lstm_hidden_gradients
 from rnnlab.tf_rnn.model import SequenceModel
+from rnnlab.tf_rnn.relu import relu_rnn_hidden_gradients
 
 BATCH = 500  # sequences per call (bounded memory)
+
+# cell class -> its own BPTT's dL/dh_t (x time-major, zeros the initial state, dhs (T, B, H))
+HIDDEN_GRADIENTS = {
+    MyLSTMCell: lambda cell, x, zeros, w, dhs: lstm_hidden_gradients(
+        x, zeros, zeros, w, dhs, cell.layout, variant=cell.variant),
+    BasicRNNCell: lambda cell, x, zeros, w, dhs: relu_rnn_hidden_gradients(
+        x, zeros, w, dhs, cell.layout),
+    MyGRUCell: lambda cell, x, zeros, w, dhs: gru_hidden_gradients(x, zeros, w, dhs, cell.layout),
+}
 
 
 def hidden_state_gradients(model: SequenceModel, x, targets, loss_mask) -> np.ndarray:
@@ -36,14 +46,9 @@ def hidden_state_gradients(model: SequenceModel, x, targets, loss_mask) -> np.nd
                                                             logits=model.output_layer(hs))
         loss = tf.reduce_sum(ce * mask)  # summed over sequences: each keeps its own gradient
     dhs = tape.gradient(loss, hs)
-    cell, zeros = model.cell, tf.zeros_like(hs[0])
-    weights = cell.weight_tensors()
-    if isinstance(cell, MyLSTMCell):
-        dh = lstm_hidden_gradients(x_tm, zeros, zeros, weights, dhs, cell.layout)
-    elif isinstance(cell, BasicRNNCell):
-        dh = relu_rnn_hidden_gradients(x_tm, zeros, weights, dhs, cell.layout)
-    else:  # the GRU's loop has a direct z * h_tm1 path that recurrence.hidden_gradients omits
-        raise ValueError(f"no gradient-flow loop for {type(cell).__name__} yet")
+    cell = model.cell
+    dh = HIDDEN_GRADIENTS[type(cell)](cell, x_tm, tf.zeros_like(hs[0]), cell.weight_tensors(),
+                                      dhs)
     return tf.transpose(dh, [1, 0, 2]).numpy()
 
 
@@ -64,24 +69,30 @@ def lstm_trace(cell: MyLSTMCell, x) -> dict[str, np.ndarray]:
 
         [z_i, z_f, z_c, z_o] = x_t @ kernel + h_tm1 @ recurrent_kernel + bias
         i, f, o = sigmoid(z_i, z_f, z_o);  c_t = f * c_tm1 + i * tanh(z_c);  h_t = o * tanh(c_t)
+
+    A variant's missing gate is traced as what it is, the constant 1 (coupled: i = 1 - f).
     """
+    variant = VARIANTS[cell.variant]
     x = tf.convert_to_tensor(x, DTYPE)
     h_tm1 = c_tm1 = tf.zeros([tf.shape(x)[0], cell.n_hidden], DTYPE)
     trace = {name: [] for name in ("input_gate", "forget_gate", "output_gate", "cell", "hidden")}
     for t in range(x.shape[1]):
         z = x[:, t] @ cell.kernel + h_tm1 @ cell.recurrent_kernel + cell.bias
-        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=1)
-        i, f, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o)
-        c_tm1 = f * c_tm1 + i * tf.tanh(z_c)
-        h_tm1 = o * tf.tanh(c_tm1)
-        for name, value in zip(trace, (i, f, o, c_tm1, h_tm1), strict=True):
+        blocks = dict(zip(variant.blocks, tf.split(z, len(variant.blocks), axis=1), strict=True))
+        gate = {b: tf.sigmoid(blocks[b]) if b in blocks else tf.ones_like(h_tm1) for b in "ifo"}
+        if variant.coupled:
+            gate["i"] = 1.0 - gate["f"]
+        c_tm1 = gate["f"] * c_tm1 + gate["i"] * tf.tanh(blocks["c"])
+        h_tm1 = gate["o"] * (tf.tanh(c_tm1) if variant.output_activation else c_tm1)
+        for name, value in zip(trace, (gate["i"], gate["f"], gate["o"], c_tm1, h_tm1),
+                               strict=True):
             trace[name].append(value)
     return {name: tf.stack(values, axis=1).numpy() for name, values in trace.items()}
 
 
 def state_trace(cell, x) -> dict[str, np.ndarray]:
     """What a cell holds along sequences x (B, T, n_in): for the LSTM its gates, cell states
-    and outputs (lstm_trace), for the ReLU RNN its outputs ("hidden"), each (B, T, H)."""
+    and outputs (lstm_trace), for the other cells their outputs ("hidden"), each (B, T, H)."""
     if isinstance(cell, MyLSTMCell):
         return lstm_trace(cell, x)
     return {"hidden": cell(tf.convert_to_tensor(x, DTYPE))[0].numpy()}

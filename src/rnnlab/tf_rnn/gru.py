@@ -20,7 +20,7 @@ The state is (h,); a step caches (zr (B, 2H) = [z, r], h^ (B, H), hr_h (B, H)).
 from __future__ import annotations
 
 from rnnlab.tf_rnn._tf import tf
-from rnnlab.tf_rnn.recurrence import Recurrence
+from rnnlab.tf_rnn.recurrence import Layout, Recurrence, hidden_gradients
 
 
 def project_inputs(x, fw):
@@ -66,4 +66,11 @@ GRU = Recurrence(
     backward_constants=lambda rk: (), backward_step=backward_step,
     initial_carry=lambda d_final_extras, dh_last: (tf.zeros_like(dh_last),),
     state0_gradients=lambda dh_rec, carry: (dh_rec + carry[0],),
+    direct_path=lambda cache: tf.split(cache[0], 2, axis=-1)[0],  # z_t: h_t = z h_tm1 + ...
 )
+
+
+def gru_hidden_gradients(x, h0, weights, dhs, layout: Layout | None = None):
+    """dL/dh_t (T, B, H) from the GRU's own loops, its direct z * h_tm1 path included (shapes
+    as rnnlab.tf_rnn.lstm.lstm_hidden_gradients)."""
+    return hidden_gradients(GRU, x, (h0,), weights, dhs, layout or Layout())

@@ -1,15 +1,20 @@
 """A cell plus the sheet's linear output layer shared over all time steps, and the factory that
-builds either cell by name, optionally at the LSTM's parameter count (question 2d)."""
+builds any cell by name (one registry, CELL_KINDS), optionally at the LSTM's parameter count
+(question 2d)."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import numpy as np
 
-from rnnlab.choices import MATCHED, TF_CELLS
-from rnnlab.errors import check_positive_int, check_seed
+from rnnlab.choices import LSTM_VARIANTS, MATCHED, TF_CELLS
+from rnnlab.errors import check_choice, check_positive_int, check_seed
 from rnnlab.initializers import glorot_normal
 from rnnlab.tf_rnn._tf import tf
-from rnnlab.tf_rnn.cells import BasicRNNCell, MyLSTMCell, RNNCell, variable
+from rnnlab.tf_rnn.cells import BasicRNNCell, MyGRUCell, MyLSTMCell, RNNCell, variable
+from rnnlab.tf_rnn.lstm import VARIANTS
 from rnnlab.tf_rnn.recurrence import Layout
 
 
@@ -106,76 +111,133 @@ class SequenceModel(tf.Module):
         return self.run(x, state)[0]
 
 
-# cell name -> builder(n_in, H, rnn_init, seed), and -> parameter count of cell + output layer
-CELLS = {
-    "lstm": lambda n_in, H, rnn_init, seed, layout: MyLSTMCell(n_in, H, seed=seed, layout=layout),
-    "rnn": lambda n_in, H, rnn_init, seed, layout: BasicRNNCell(n_in, H, init=rnn_init,
-                                                                seed=seed, layout=layout),
+@dataclasses.dataclass(frozen=True)
+class CellKind:
+    """One choice of tf_model.cell: how to build it and count its parameters.
+
+    build(n_in, H, options, seed, layout) -> the cell; `options` holds rnn_init, lstm_variant
+    and lstm_forget_bias (each kind reads its own). weight_columns(options): its kernels' columns
+    per unit (gate blocks: RNN 1, GRU 3, LSTM 4 or 3 without a gate); bias_rows: 2 for Keras's
+    GRU (separate input and recurrent biases), else 1. size_key: the tf_model key that sizes
+    it (the LSTM's is the reference, the others may be MATCHED to it).
+    """
+
+    cell_class: type
+    build: Callable
+    weight_columns: Callable
+    bias_rows: int
+    size_key: str
+
+    def param_count(self, n_in: int, H: int, n_out: int, options: dict) -> int:
+        """Cell plus output layer: k H (n_in + H) + rows k H, and H n_out + n_out."""
+        k = self.weight_columns(options)
+        return k * H * (n_in + H) + self.bias_rows * k * H + H * n_out + n_out
+
+
+CELL_KINDS = {
+    "lstm": CellKind(
+        MyLSTMCell, lambda n_in, H, o, seed, layout: MyLSTMCell(
+            n_in, H, seed=seed, layout=layout, variant=o["lstm_variant"],
+            forget_bias=o["lstm_forget_bias"]),
+        lambda o: len(VARIANTS[o["lstm_variant"]].blocks), 1, "lstm_hidden"),
+    "rnn": CellKind(
+        BasicRNNCell, lambda n_in, H, o, seed, layout: BasicRNNCell(
+            n_in, H, init=o["rnn_init"], seed=seed, layout=layout),
+        lambda o: 1, 1, "rnn_hidden"),
+    "gru": CellKind(
+        MyGRUCell, lambda n_in, H, o, seed, layout: MyGRUCell(n_in, H, seed=seed, layout=layout),
+        lambda o: 3, 2, "gru_hidden"),
 }
-_PARAM_COUNT = {
-    "lstm": lambda n_in, H, n_out: 4 * H * (n_in + H + 1) + H * n_out + n_out,
-    "rnn": lambda n_in, H, n_out: H * (n_in + H + 1) + H * n_out + n_out,
-}
+assert tuple(CELL_KINDS) == TF_CELLS, "rnnlab.choices.TF_CELLS names these"
+# What a cell is built with unless make_model is told otherwise.
+DEFAULT_OPTIONS = {"rnn_init": "orthogonal", "lstm_variant": "vanilla", "lstm_forget_bias": 1.0}
+# The reference every MATCHED size is matched to: the standard LSTM.
+REFERENCE_OPTIONS = DEFAULT_OPTIONS
 
 
-def _check_cell(cell: str) -> str:
-    if cell not in TF_CELLS:
-        raise ValueError(f"Unknown cell {cell!r}; expected one of {TF_CELLS}.")
-    return cell
+def _kind(cell: str) -> CellKind:
+    check_choice("cell", cell, TF_CELLS)
+    return CELL_KINDS[cell]
 
 
-def count_model_params(cell: str, n_in: int, hidden: int, n_out: int) -> int:
+def count_model_params(cell: str, n_in: int, hidden: int, n_out: int,
+                       lstm_variant: str = "vanilla") -> int:
     """Parameters of a SequenceModel with this cell and hidden size, without building it."""
-    return _PARAM_COUNT[_check_cell(cell)](n_in, hidden, n_out)
+    options = dict(DEFAULT_OPTIONS, lstm_variant=check_choice("lstm_variant", lstm_variant,
+                                                              LSTM_VARIANTS))
+    return _kind(cell).param_count(n_in, hidden, n_out, options)
 
 
 def matched_hidden_size(cell: str, n_in: int, lstm_hidden: int, n_out: int) -> int:
     """Hidden size of `cell` whose model (cell + output layer) has the parameter count closest
-    to the LSTM model with `lstm_hidden` units (e.g. RNN 67 for LSTM 32 with 10 inputs and
-    outputs: 5906 against 5834; within 5% from LSTM size 8 up)."""
+    to the standard LSTM model with `lstm_hidden` units (e.g. RNN 67 for LSTM 32 with 10 inputs
+    and outputs: 5906 against 5834; within 5% from LSTM size 8 up)."""
     target = count_model_params("lstm", n_in, lstm_hidden, n_out)
-    count = _PARAM_COUNT[_check_cell(cell)]
-    return min(range(1, 8 * lstm_hidden + 2), key=lambda h: abs(count(n_in, h, n_out) - target))
+    kind = _kind(cell)
+    return min(range(1, 8 * lstm_hidden + 2),
+               key=lambda h: abs(kind.param_count(n_in, h, n_out, REFERENCE_OPTIONS) - target))
 
 
-def hidden_size(cell: str, n_in: int, n_out: int, lstm_hidden: int, rnn_hidden) -> int:
-    """The hidden size the model of `cell` gets: lstm_hidden for the LSTM; for the RNN
-    rnn_hidden, or the LSTM's parameter count if rnn_hidden is MATCHED."""
-    if _check_cell(cell) == "lstm":
-        return check_positive_int("lstm_hidden", lstm_hidden)
-    if rnn_hidden == MATCHED:
+def hidden_size(cell: str, n_in: int, n_out: int, lstm_hidden: int, rnn_hidden=MATCHED,
+                gru_hidden=MATCHED) -> int:
+    """The hidden size the model of `cell` gets: lstm_hidden for the LSTM (any variant: a
+    variant is the same cell with a part taken away); for the RNN and the GRU their own size,
+    or MATCHED: the standard LSTM model's parameter count."""
+    size = {"lstm_hidden": lstm_hidden, "rnn_hidden": rnn_hidden,
+            "gru_hidden": gru_hidden}[_kind(cell).size_key]
+    if size == MATCHED and cell != "lstm":
         return matched_hidden_size(cell, n_in, check_positive_int("lstm_hidden", lstm_hidden),
                                    n_out)
-    return check_positive_int("rnn_hidden", rnn_hidden)
+    return check_positive_int(_kind(cell).size_key, size)
 
 
 def make_model(cell: str, n_in: int, n_out: int, *, lstm_hidden: int, rnn_hidden=MATCHED,
-               rnn_init: str = "orthogonal", seed: int = 0,
+               gru_hidden=MATCHED, rnn_init: str = "orthogonal", lstm_variant: str = "vanilla",
+               lstm_forget_bias: float = 1.0, seed: int = 0,
                layout: Layout | None = None) -> SequenceModel:
-    """The cell `cell` ("lstm" or "rnn") plus a linear output layer of size n_out.
+    """The cell `cell` (rnnlab.choices.TF_CELLS) plus a linear output layer of size n_out.
 
     Args:
         lstm_hidden: the LSTM's units.
-        rnn_hidden: the RNN's units, or MATCHED ("matched"): the size at which the RNN model
-            has about as many parameters as the LSTM model of lstm_hidden units.
-        rnn_init: the RNN's initial W_hh (rnnlab.choices.RNN_INITS); the LSTM has its own.
+        rnn_hidden, gru_hidden: the RNN's and the GRU's units, or MATCHED ("matched"): the size
+            at which that model has about as many parameters as the LSTM model of lstm_hidden
+            units.
+        rnn_init: the RNN's initial W_hh (rnnlab.choices.RNN_INITS); the others have their own.
+        lstm_variant, lstm_forget_bias: the LSTM's parts (rnnlab.choices.LSTM_VARIANTS) and its
+            forget gate's initial bias (MyLSTMCell).
         seed: seeds the initial weights.
         layout: how the cell's recurrence is laid out on the CPU (None: the default; the
             benchmarks of the layout choices pass others).
     """
     H = hidden_size(cell, check_positive_int("n_in", n_in), check_positive_int("n_out", n_out),
-                    lstm_hidden, rnn_hidden)
-    return SequenceModel(CELLS[cell](n_in, H, rnn_init, check_seed(seed), layout), n_out, seed=seed)
+                    lstm_hidden, rnn_hidden, gru_hidden)
+    options = {"rnn_init": rnn_init, "lstm_variant": lstm_variant,
+               "lstm_forget_bias": lstm_forget_bias}
+    return SequenceModel(CELL_KINDS[cell].build(n_in, H, options, check_seed(seed), layout),
+                         n_out, seed=seed)
+
+
+def cell_name(cell: RNNCell) -> str:
+    """The tf_model.cell name of a cell object."""
+    for name, kind in CELL_KINDS.items():
+        if type(cell) is kind.cell_class:
+            return name
+    raise ValueError(f"{type(cell).__name__} is not one of the cells {TF_CELLS}.")
 
 
 def model_description(model: SequenceModel) -> dict:
     """What make_model needs to rebuild `model` (saved next to its weights)."""
-    cell = "lstm" if isinstance(model.cell, MyLSTMCell) else "rnn"
-    return {"cell": cell, "n_in": model.n_in, "n_out": model.n_out, "hidden": model.cell.n_hidden}
+    description = {"cell": cell_name(model.cell), "n_in": model.n_in, "n_out": model.n_out,
+                   "hidden": model.cell.n_hidden}
+    if isinstance(model.cell, MyLSTMCell) and model.cell.variant != "vanilla":
+        description["lstm_variant"] = model.cell.variant
+    return description
 
 
 def rebuild_model(description: dict) -> SequenceModel:
-    """An untrained model with the architecture `model_description` recorded."""
-    cell, H = description["cell"], description["hidden"]
-    return make_model(cell, description["n_in"], description["n_out"], lstm_hidden=H,
-                      rnn_hidden=H, rnn_init="identity")
+    """An untrained model with the architecture `model_description` recorded (initial values
+    do not matter: the weights are loaded next)."""
+    H = description["hidden"]
+    return make_model(description["cell"], description["n_in"], description["n_out"],
+                      lstm_hidden=H, rnn_hidden=H, gru_hidden=H, rnn_init="identity",
+                      lstm_variant=description.get("lstm_variant", "vanilla"))

@@ -104,6 +104,9 @@ class Recurrence:
         entries after h
     state0_gradients(dh_rec, carry) -> gradients of state0's entries, from the recurrent
         matmul's dh and the carry left after step 1
+    direct_path(cache) -> (T, b, H) or None: when h_{t-1} also reaches h_t outside the
+        recurrent matmul, element-wise (a GRU's z * h_{t-1}), the factor d h_t / d h_{t-1} of
+        that path at every step, from the caches (hidden_gradients adds it)
     """
 
     name: str
@@ -116,6 +119,7 @@ class Recurrence:
     backward_step: Callable
     initial_carry: Callable
     state0_gradients: Callable
+    direct_path: Callable | None = None
 
 
 def weights_by_name(weights) -> dict:
@@ -226,9 +230,11 @@ def _forward_while(rec, xws, state0s, fw):
 
     state_arrays = [_arrays(n_steps + 1, len(s0), s0, s0[0].shape) for s0 in state0s]
     cache_arrays = [_arrays(n_steps, rec.n_cached) for _ in state0s]
+    # loop variables as a tuple, like the body's result: eager mode (jit_compile off) compares
+    # the two structures strictly
     _, _, state_arrays, cache_arrays = tf.while_loop(
         lambda t, *_: t < n_steps, body,
-        [tf.constant(0), [tuple(s0) for s0 in state0s], state_arrays, cache_arrays],
+        (tf.constant(0), [tuple(s0) for s0 in state0s], state_arrays, cache_arrays),
         maximum_iterations=n_steps)
     static_steps = xws[0].shape[0]
     n_states = None if static_steps is None else static_steps + 1
@@ -257,7 +263,8 @@ def _backward_while(rec, dhs, carries, states, caches, rk):
     dz_arrays = [_arrays(n_steps, n_dz, shape=[d.shape[1], rk.shape[1]]) for d in dhs]
     _, dh_rec, carries, dz_arrays = tf.while_loop(
         lambda t, *_: t >= 0, body,
-        [n_steps - 1, [tf.zeros_like(d[0]) for d in dhs], [tuple(c) for c in carries], dz_arrays],
+        (n_steps - 1, [tf.zeros_like(d[0]) for d in dhs], [tuple(c) for c in carries],
+         dz_arrays),
         maximum_iterations=n_steps)
     return [tuple(a.stack() for a in arrays) for arrays in dz_arrays], dh_rec, carries
 
@@ -425,10 +432,19 @@ def _recurrence_term(d_next, rk):
     return tf.concat([back, tf.zeros_like(back[:1])], axis=0)
 
 
+def _add_direct_path(dh, factor):
+    """dh (T, B, H) the gradients of h_t through the output and the recurrent matmul; factor
+    (T, B, H) d h_t / d h_{t-1} of the direct path. The totals g_t = dh_t + factor_{t+1} g_{t+1},
+    last step first."""
+    factor_next = tf.concat([factor[1:], tf.zeros_like(factor[:1])], axis=0)
+    return tf.scan(lambda g_next, step: step[0] + step[1] * g_next, (dh, factor_next),
+                   initializer=tf.zeros_like(dh[0]), reverse=True)
+
+
 def hidden_gradients(rec: Recurrence, x, state0: tuple, weights, dhs, layout: Layout):
     """The total gradient dL/dh_t at every step, from the same forward and backward passes
-    that `sequence` trains with: dh_t = dhs_t + dz_{t+1} @ rk^T. Exact for recurrences whose
-    h_{t-1} reaches h_t only through the recurrent matmul (LSTM, ReLU; not a GRU's z * h_{t-1}).
+    that `sequence` trains with: dh_t = dhs_t + dz_{t+1} @ rk^T, plus, for a cell with a direct
+    path (a GRU's z * h_{t-1}), that path's share (Recurrence.direct_path).
 
     x: (T, B, n_in) time-major; dhs: (T, B, H) the direct gradient of the loss w.r.t. each
     output h_t (not through the recurrence). Returns (T, B, H).
@@ -440,4 +456,7 @@ def hidden_gradients(rec: Recurrence, x, state0: tuple, weights, dhs, layout: La
     rk = w["recurrent_kernel"]
     dzs, _ = backward(unrolled, dhs, tuple(tf.zeros_like(s) for s in state0[1:]), states,
                       caches, rk)
-    return dhs + tf.concat([_recurrence_term(dz[-1][1:], rk) for dz in dzs], axis=1)
+    dh = dhs + tf.concat([_recurrence_term(dz[-1][1:], rk) for dz in dzs], axis=1)
+    if rec.direct_path is None:
+        return dh
+    return _add_direct_path(dh, tf.concat([rec.direct_path(c) for c in caches], axis=1))
