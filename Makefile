@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SEEDS    ?= 3
 
-.PHONY: setup lock lint repro test test-fast bench compare plots capacity deps clean-venv
+.PHONY: setup lock lint repro test test-fast bench compare plots capacity ablation deps clean-venv
 
 setup: $(STAMP) $(TEMPLATE)
 
@@ -74,6 +74,9 @@ plots: setup
 
 capacity: setup
 	$(BIN)/rnnlab capacity --jobs $(JOBS) $(if $(QUICK),--quick,)
+
+ablation: setup
+	$(BIN)/rnnlab ablation --jobs $(JOBS)
 
 deps: setup
 	$(BIN)/rnnlab deps

@@ -2,6 +2,7 @@
 
     rnnlab compare [--seeds N] [--jobs N] [--only NAME ...]     rnnlab.workflows.compare
     rnnlab capacity [--jobs N] [--quick] [--shard K/N] ...       rnnlab.workflows.capacity
+    rnnlab ablation [--jobs N] [--shard K/N] ...                 the same, its ablation grid
     rnnlab bench [run.py's options]                              benchmarks/run.py
     rnnlab deps [code_deps's options]                            rnnlab.pipeline.code_deps
     rnnlab plots-template                                        rnnlab.workflows.plots_template
@@ -108,6 +109,8 @@ Command = tuple[str, str, Callable | None, Callable]
 COMMANDS: dict[str, Command] = {
     "compare": (compare.HELP, compare.DESCRIPTION, compare.add_arguments, run_compare),
     "capacity": (capacity.HELP, capacity.DESCRIPTION, capacity.add_arguments, run_capacity),
+    "ablation": (capacity.ABLATION_HELP, capacity.ABLATION_DESCRIPTION,
+                 capacity.add_ablation_arguments, run_capacity),
     "bench": (BENCH_HELP, BENCH_DESCRIPTION, None, run_bench),
     "deps": (DEPS_HELP, DEPS_DESCRIPTION, None, run_deps),
     "plots-template": (PLOTS_TEMPLATE_HELP, PLOTS_TEMPLATE_DESCRIPTION, None, run_plots_template),

@@ -14,7 +14,7 @@ from rnnlab.workflows import capacity
 
 
 def _full_grid():
-    return capacity.grid_runs(list(capacity.CELLS), capacity.FULL["delays"],
+    return capacity.grid_runs(capacity.FULL["cells"], capacity.FULL["delays"],
                               capacity.FULL["seeds"], capacity.FULL["overrides"])
 
 
@@ -110,7 +110,8 @@ def test_every_other_grid_writes_its_own_labelled_folder(argv, folder, name, pre
     assert (grid.folder, grid.name, grid.prefix) == (Path(folder), name, prefix)
     label = grid.label()
     assert label["committed_study"] is False and label["name"] == name
-    assert label["note"].startswith("not the committed study (reports/capacity/)")
+    assert label["note"].startswith("not a committed study (reports/capacity/, "
+                                    "reports/ablation/)")
     assert {"cells", "delays", "seeds", "overrides", "prefix"} <= set(label)
     assert all(run.name.startswith(f"{prefix}-") for run in grid.runs())
 
@@ -130,7 +131,7 @@ def test_the_quick_grid_never_replaces_the_full_grids_experiments():
     (["--delays", "-1"], "argument --delays: expected a whole number >= 0, got '-1'"),
     (["--prefix", "a/b"],
      "argument --prefix: expected letters, digits, '_', '.' or '-', got 'a/b'"),
-    (["--cells", "gru"], "argument --cells: invalid choice: 'gru'"),
+    (["--cells", "gru2"], "argument --cells: invalid choice: 'gru2'"),
 ])
 def test_bad_options_end_in_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -163,3 +164,49 @@ def test_records_come_from_results_and_a_run_without_one_is_a_problem():
     problems = {}
     assert capacity.read_records(results, problems) == {"cap-lstm-b0-s0": record}
     assert problems == {"cap-lstm-b0-s1": "finished, but its commit has no results/memory.json"}
+
+
+def _ablation_grid(*argv):
+    parser = argparse.ArgumentParser()
+    capacity.add_ablation_arguments(parser)
+    return capacity.choose_grid(parser.parse_args(list(argv)))
+
+
+def test_the_ablation_grid_is_its_own_committed_study_with_every_cell_and_variant():
+    grid = _ablation_grid()
+    assert grid.folder == Path("reports/ablation") and grid.label()["committed_study"] is True
+    assert grid.cells == list(capacity.CELLS) and len(grid.cells) == 10
+    assert grid.seeds == [0, 1, 2] and len(grid.runs()) == 10 * 3 * 3
+    variants = {r.overrides.get("tf_model.lstm_variant") for r in grid.runs()}
+    assert variants == {None, "no_forget_gate", "no_input_gate", "no_output_gate", "coupled",
+                        "no_output_activation"}
+    # its rnn, irnn and lstm points are the capacity grid's, with other names
+    ablation = {r.name.removeprefix("abl-"): r.overrides for r in grid.runs()}
+    for run in _grid().runs():
+        assert ablation.get(run.name.removeprefix("cap-"), run.overrides) == run.overrides
+    other = _ablation_grid("--cells", "lstm", "gru")
+    assert other.folder == Path("reports/ablation-custom") and other.name == "custom"
+
+
+def _record(acc):
+    return {"test_accuracy": acc, "train_loss_final": 0.1, "n_params": 42058}
+
+
+def test_paired_counts_and_the_readme_tables():
+    grid = _ablation_grid("--cells", "lstm", "lstm_coupled", "--delays", "5", "20")
+    records = {"abl-lstm-b5-s0": _record(0.9), "abl-lstm-b5-s1": _record(0.8),
+               "abl-lstm-b5-s2": _record(0.7), "abl-lstm_coupled-b5-s0": _record(0.95),
+               "abl-lstm_coupled-b5-s2": _record(0.6), "abl-lstm-b20-s0": _record(0.5)}
+    pairs = capacity.paired_counts(records, capacity.ABLATION_PAIRS, grid)
+    assert [(p["better"], p["than"], p["blank_separation_len"]) for p in pairs] == [
+        ("lstm", "lstm_coupled", 5), ("lstm", "lstm_coupled", 20)]
+    b5, b20 = pairs
+    assert (b5["seeds"], b5["holds"], b5["paired_seeds"]) == (2, 1, [0, 2])  # seed 1: one side
+    assert b5["mean_difference"] == pytest.approx((-0.05 + 0.1) / 2)
+    assert (b20["seeds"], b20["mean_difference"]) == (0, None)
+    rows = capacity.summarise(records, {}, grid.cells, grid.delays, grid.seeds, 8, "abl")
+    tables = capacity.ablation_tables(rows, pairs, grid.delays)
+    assert tables["ablation-table"].splitlines()[2] == (
+        "| LSTM | 42,058 | 0.800 (0.70–0.90, n=3) | 0.500 (0.50–0.50, n=1) |")
+    assert tables["ablation-pairs"].splitlines()[2] == (
+        "| LSTM > LSTM, coupled gates (CIFG, i = 1 - f) | 1 of 2 (+0.025) | — |")

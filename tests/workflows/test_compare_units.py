@@ -128,7 +128,7 @@ def test_readme_table_from_the_summary(tmp_path):
     table = compare.results_table(summary)
     assert table.splitlines()[2] == ("| TF `MyLSTMCell` | memory task, L = 8, B = 5 | 42,058 | "
                                      "0.99 ± 0.01 (n=3) |")
-    start, end = compare.MARKERS["results-table"]
+    start, end = "<!-- results-table: made by make compare -->", "<!-- /results-table -->"
     readme = tmp_path / "README.md"
     readme.write_text(f"a\n{start}\nold\n{end}\nb\n")
     compare.refresh_readme({"results-table": table}, readme)

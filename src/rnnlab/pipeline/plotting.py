@@ -56,17 +56,23 @@ def _mark_failures(ax, delays, counts, color) -> None:
                 label="failed (diverged) run")
 
 
-def memory_capacity(delays, series, chance: float, loss_series, baselines, failed):
+def memory_capacity(delays, series, chance: float, loss_series, baselines, failed,
+                    dashed=()):
     """Recall accuracy and final training loss against blank separation, one line per cell.
 
     series / loss_series: {cell label: (mean array, min array, max array)} over the seeds
         that finished (NaN where none did).
     baselines: memoryless per-step cross-entropy for each delay.
     failed: {cell label: number of failed (e.g. diverged) seeds at each delay}.
+    dashed: labels drawn dashed (e.g. the LSTM's variants, to tell them from the cells).
     """
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
-    for label, (mean, low, high) in series.items():
-        line, = acc_ax.plot(delays, mean, marker="o", label=label)
+    many = len(series) > 5
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(14 if many else 12, 5.5 if many else 4.5),
+                                          layout="constrained")
+    colors = plt.get_cmap("tab10" if len(series) <= 10 else "tab20").colors
+    for k, (label, (mean, low, high)) in enumerate(series.items()):
+        line, = acc_ax.plot(delays, mean, marker="o", label=label, color=colors[k % len(colors)],
+                            ls="--" if label in dashed else "-")
         acc_ax.fill_between(delays, low, high, color=line.get_color(), alpha=0.2)
         _mark_failures(acc_ax, delays, failed[label], line.get_color())
     acc_ax.axhline(chance, color="0.3", ls=":", label=f"chance ({chance:.3f})")
@@ -76,16 +82,17 @@ def memory_capacity(delays, series, chance: float, loss_series, baselines, faile
     acc_ax.set_title("Which cell remembers longer?")
     # keyed by label: one "failed" legend entry however many cells had failed runs
     by_label = dict(zip(*reversed(acc_ax.get_legend_handles_labels()), strict=True))
-    acc_ax.legend(by_label.values(), by_label.keys())
-    for label, (mean, low, high) in loss_series.items():
-        line, = loss_ax.plot(delays, mean, marker="o", label=label)
+    acc_ax.legend(by_label.values(), by_label.keys(), fontsize=7 if many else None)
+    for k, (label, (mean, low, high)) in enumerate(loss_series.items()):
+        line, = loss_ax.plot(delays, mean, marker="o", label=label, color=colors[k % len(colors)],
+                             ls="--" if label in dashed else "-")
         loss_ax.fill_between(delays, low, high, color=line.get_color(), alpha=0.2)
     loss_ax.plot(delays, baselines, color="0.3", ls=":",
                  label="memoryless baseline K·ln(A)/(2K+B+1)")
     loss_ax.set_xlabel("blank separation B")
     loss_ax.set_ylabel("final training loss (cross-entropy per step)")
     loss_ax.set_title("Training loss against the memoryless baseline")
-    loss_ax.legend()
+    loss_ax.legend(fontsize=7 if many else None)
     for ax in (acc_ax, loss_ax):
         ax.grid(True, alpha=0.3)
     return fig

@@ -116,7 +116,8 @@ def _recurrence(variant: Variant) -> Recurrence:
         carry (dc,): the gradient of c_t arriving from step t+1 (already times f_{t+1});
         cache (a_t,). Returns ((dz_t,), (dc_t * f_t,)): dz_t (B, kH) the gradient of the gate
         pre-activations (shared by both projections), and dc_{t-1}'s share."""
-        (dc,), (a,), c_tm1, c_t, (derivative_scale,) = carry, cache, state_tm1[1], state_t[1], consts
+        (dc,), (a,), (derivative_scale,) = carry, cache, consts
+        c_tm1, c_t = state_tm1[1], state_t[1]
         i, f, g, o = _gates(a, variant)
         if variant.output_activation:
             act_c = tf.tanh(c_t)

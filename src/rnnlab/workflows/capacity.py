@@ -43,7 +43,16 @@ from rnnlab.pipeline.params import read_params
 from rnnlab.workflows.dvc_commands import describe_failure, dvc, key_value
 from rnnlab.workflows.entry import module_main, module_parser
 from rnnlab.workflows.queue import Run, experiments, run_all
+from rnnlab.workflows.readme import refresh_readme
 
+LSTM_PARTS = {  # cell name -> the LSTM's switches (tf_model.lstm_variant, lstm_forget_bias)
+    "lstm_no_forget_gate": {"tf_model.lstm_variant": "no_forget_gate"},
+    "lstm_no_input_gate": {"tf_model.lstm_variant": "no_input_gate"},
+    "lstm_no_output_gate": {"tf_model.lstm_variant": "no_output_gate"},
+    "lstm_coupled": {"tf_model.lstm_variant": "coupled"},
+    "lstm_no_output_activation": {"tf_model.lstm_variant": "no_output_activation"},
+    "lstm_forget_bias_0": {"tf_model.lstm_forget_bias": 0.0},
+}
 CELLS = {
     "rnn": {"tf_model.cell": "rnn", "tf_model.rnn_init": "orthogonal",
             "tf_model.rnn_hidden": "matched"},
@@ -52,23 +61,46 @@ CELLS = {
     "irnn": {"tf_model.cell": "rnn", "tf_model.rnn_init": "identity",
              "tf_model.rnn_hidden": "matched", "tf_memory.learning_rate": 0.001},
     "lstm": {"tf_model.cell": "lstm"},
+    "gru": {"tf_model.cell": "gru", "tf_model.gru_hidden": "matched"},
+    # the LSTM's variants keep the LSTM's units (a part taken away, nothing added back)
+    **{name: {"tf_model.cell": "lstm", **switch} for name, switch in LSTM_PARTS.items()},
 }
-LABELS = {"rnn": "ReLU RNN (orthogonal init)", "irnn": "IRNN (identity init)", "lstm": "LSTM"}
+LABELS = {"rnn": "ReLU RNN (orthogonal init)", "irnn": "IRNN (identity init)", "lstm": "LSTM",
+          "gru": "GRU", "lstm_no_forget_gate": "LSTM, no forget gate (f = 1)",
+          "lstm_no_input_gate": "LSTM, no input gate (i = 1)",
+          "lstm_no_output_gate": "LSTM, no output gate (o = 1)",
+          "lstm_coupled": "LSTM, coupled gates (CIFG, i = 1 - f)",
+          "lstm_no_output_activation": "LSTM, no output activation (h = o c)",
+          "lstm_forget_bias_0": "LSTM, forget bias 0"}
 # Relative cost of a run per time step, only used to balance shards. From the full grid's
 # train_memory timings (`dvc queue logs`): an LSTM run took 1.3-1.5x a matched RNN run at
-# B <= 40 and 2.1x at B = 80 (XLA compiling the unrolled loop with an empty cache).
-CELL_COST = {"rnn": 1.0, "irnn": 1.0, "lstm": 1.4}
-# The full grid's budget: 15 epochs of 10,000 sequences (1,500 steps) instead of the default 35.
-FULL = {"name": "full", "prefix": "cap", "delays": [0, 5, 10, 20, 40, 80], "seeds": [0, 1],
-        "overrides": {"tf_memory.epochs": 15}}
+# B <= 40 and 2.1x at B = 80 (XLA compiling the unrolled loop with an empty cache). The GRU and
+# the variants are costed as the LSTM.
+CELL_COST = {cell: 1.0 if cell in ("rnn", "irnn") else 1.4 for cell in CELLS}
+REPORTS = Path("reports")
+# The studies' grids. Only the full capacity grid and the ablation grid, unchanged, write the
+# committed summaries (their `folder`).
+# The capacity grid's budget: 15 epochs of 10,000 sequences (1,500 steps) instead of the
+# default 35.
+FULL = {"name": "full", "prefix": "cap", "cells": ["rnn", "irnn", "lstm"],
+        "delays": [0, 5, 10, 20, 40, 80], "seeds": [0, 1],
+        "overrides": {"tf_memory.epochs": 15}, "folder": REPORTS / "capacity"}
 # Its own experiment names: a quick run must not replace the full grid's experiments (their
 # points at B = 0 and 20 would otherwise have to train again at the next full run).
-QUICK = {"name": "quick", "prefix": "cap-quick", "delays": [0, 20], "seeds": [0, 1],
+QUICK = {"name": "quick", "prefix": "cap-quick", "cells": ["rnn", "irnn", "lstm"],
+         "delays": [0, 20], "seeds": [0, 1],
          "overrides": {"memory_task.n_train": 2000, "memory_task.n_test": 500,
-                       "tf_model.lstm_hidden": 32, "tf_memory.epochs": 10}}
+                       "tf_model.lstm_hidden": 32, "tf_memory.epochs": 10},
+         "folder": REPORTS / "capacity-quick"}
+# Every cell and LSTM variant at three delays and three seeds, with the capacity grid's budget
+# (its rnn, irnn and lstm runs at B = 5, 20, 40, seeds 0 and 1, are the same as the capacity
+# grid's: DVC's run cache restores them when that grid has run).
+ABLATION = {"name": "ablation", "prefix": "abl", "cells": list(CELLS), "delays": [5, 20, 40],
+            "seeds": [0, 1, 2], "overrides": {"tf_memory.epochs": 15},
+            "folder": REPORTS / "ablation"}
+STUDIES = {"capacity": (FULL, QUICK), "ablation": (ABLATION, ABLATION)}
 PREFIX = FULL["prefix"]
-REPORTS = Path("reports")
-COMMITTED = REPORTS / "capacity"  # the full default grid's summary: the committed study
+COMMITTED = FULL["folder"]  # the full default grid's summary: the committed study
 FILES = {"json": "summary.json", "runs": "runs.json", "csv": "curve.csv", "png": "curve.png"}
 RECORD = "results/memory.json"  # what train_memory records of each run (DVC out, not metrics)
 HELP = "recall against delay, RNN vs IRNN vs LSTM (about 10 min; --quick 70 s)"
@@ -197,10 +229,61 @@ def curve_columns(rows: list[dict], cells: list[str], delays: list[int]) -> dict
     return columns
 
 
+# (a, b): the comparisons the ablation study states, recall accuracy at each delay, counted
+# over the seeds both finished: each variant against the LSTM it is taken from, and the claims
+# of Jozefowicz et al. 2015 (the forget bias against the GRU) and of question 2f.
+ABLATION_PAIRS = [*[("lstm", part) for part in LSTM_PARTS], ("lstm", "gru"),
+                  ("gru", "lstm_forget_bias_0"), ("gru", "rnn"), ("lstm", "irnn")]
+
+
+def paired_counts(records: dict[str, dict], pairs: list[tuple[str, str]], grid) -> list[dict]:
+    """For each pair (a, b) of the grid's cells and each delay: on how many of the seeds that
+    finished on both sides a's recall accuracy is higher than b's, and the mean difference
+    a - b over those seeds (seeds paired by number)."""
+    out = []
+    for a, b in (p for p in pairs if set(p) <= set(grid.cells)):
+        for delay in grid.delays:
+            names = {s: (experiment_name(a, delay, s, grid.prefix),
+                         experiment_name(b, delay, s, grid.prefix)) for s in grid.seeds}
+            both = [s for s, (na, nb) in names.items() if na in records and nb in records]
+            diffs = [records[names[s][0]]["test_accuracy"] - records[names[s][1]]["test_accuracy"]
+                     for s in both]
+            out.append({"better": a, "than": b, "blank_separation_len": delay,
+                        "seeds": len(both), "holds": sum(d > 0 for d in diffs),
+                        "mean_difference": sum(diffs) / len(diffs) if diffs else None,
+                        "paired_seeds": both})
+    return out
+
+
+def ablation_tables(rows: list[dict], pairs: list[dict], delays: list[int]) -> dict[str, str]:
+    """The README's two ablation tables: recall accuracy per cell and delay (mean, min-max,
+    n seeds), and the paired comparisons (a higher on k of n seeds, mean difference)."""
+    head = " | ".join(f"B = {d}" for d in delays)
+    lines = [f"| cell | parameters | {head} |", "|---|---:|" + "---|" * len(delays)]
+    for cell in dict.fromkeys(r["cell"] for r in rows):
+        mine = {r["blank_separation_len"]: r for r in rows if r["cell"] == cell}
+        cells = [("—" if mine[d]["n_runs"] == 0 else
+                  f"{mine[d]['accuracy_mean']:.3f} ({mine[d]['accuracy_min']:.2f}–"
+                  f"{mine[d]['accuracy_max']:.2f}, n={mine[d]['n_runs']})") for d in delays]
+        count = next((mine[d]["n_params"] for d in delays if mine[d]["n_params"]), None)
+        lines.append(f"| {LABELS[cell]} | {count or '':,} | " + " | ".join(cells) + " |")
+    pair_lines = [f"| first higher than second | {head} |", "|---|" + "---|" * len(delays)]
+    for a, b in dict.fromkeys((p["better"], p["than"]) for p in pairs):
+        by_delay = {p["blank_separation_len"]: p for p in pairs
+                    if (p["better"], p["than"]) == (a, b)}
+        cells = [("—" if by_delay[d]["seeds"] == 0 else
+                  f"{by_delay[d]['holds']} of {by_delay[d]['seeds']} "
+                  f"({by_delay[d]['mean_difference']:+.3f})") for d in delays]
+        pair_lines.append(f"| {LABELS[a]} > {LABELS[b]} | " + " | ".join(cells) + " |")
+    return {"ablation-table": "\n".join(lines), "ablation-pairs": "\n".join(pair_lines)}
+
+
 def write_summary(rows: list[dict], problems: dict[str, str], settings: dict,
-                  paths: dict[str, str], grid: dict | None = None) -> None:
+                  paths: dict[str, str], grid: dict | None = None,
+                  pairs: list[dict] | None = None) -> None:
     """The four outputs, each atomically, the summary JSON last; `grid` (which grid, whether
-    it is the committed study) labels both JSON files."""
+    it is the committed study) labels both JSON files; `pairs` (paired_counts) join the
+    summary when given."""
     from rnnlab.pipeline import plotting
     from rnnlab.pipeline.files import write_csv, write_json, write_png
 
@@ -216,14 +299,15 @@ def write_summary(rows: list[dict], problems: dict[str, str], settings: dict,
     write_csv(paths["csv"], curve_columns(rows, cells, delays))
     write_png(paths["png"], plotting.memory_capacity(
         delays, series("accuracy"), 1 / 8, series("train_loss"),
-        [r["memoryless_loss"] for r in rows if r["cell"] == cells[0]], missing))
+        [r["memoryless_loss"] for r in rows if r["cell"] == cells[0]], missing,
+        dashed={LABELS[c] for c in cells if c in LSTM_PARTS}))
     label = {"grid": grid} if grid else {}
     write_json(paths["runs"], {**label, "settings": settings, "problems": problems})
     write_json(paths["json"], {**label, "chance_accuracy": 1 / 8, **{
         cell: {f"b{r['blank_separation_len']}": {k: r[k] for k in (
             "accuracy_mean", "accuracy_min", "accuracy_max", "train_loss_mean", "n_runs",
             "n_missing") if r[k] is not None} for r in rows if r["cell"] == cell}
-        for cell in cells}})
+        for cell in cells}, **({"pairs": pairs} if pairs is not None else {})})
 
 
 def check_remote(remote: str) -> None:
@@ -295,9 +379,9 @@ class Grid:
 
     def label(self) -> dict:
         """What the summary says about itself."""
-        committed = self.folder == COMMITTED
-        note = ("the committed study: the full default grid" if committed else
-                f"not the committed study ({COMMITTED}/): "
+        committed = self.folder in (FULL["folder"], ABLATION["folder"])
+        note = (f"the committed study: the {self.name} default grid" if committed else
+                "not a committed study (reports/capacity/, reports/ablation/): "
                 + ("the quick grid, for trying the workflow; too little training to separate "
                    "the cells" if self.name == "quick" else "a grid other than the default"))
         return {"name": self.name, "committed_study": committed, "note": note,
@@ -306,45 +390,56 @@ class Grid:
 
 
 def choose_grid(args: argparse.Namespace) -> Grid:
-    """The full or quick grid with the command line's changes. Cells, delays and seeds come in
-    a fixed order, so the same grid gives the same summary however it is typed. Only the full
-    grid unchanged writes the committed summary (reports/capacity/)."""
-    base = QUICK if args.quick else FULL
-    cells = [cell for cell in CELLS if cell in (args.cells or CELLS)]
+    """The study's full (or quick) grid with the command line's changes. Cells, delays and
+    seeds come in a fixed order, so the same grid gives the same summary however it is typed.
+    Only a study's grid unchanged writes its committed summary (e.g. reports/capacity/)."""
+    study = getattr(args, "study", "capacity")
+    full, quick = STUDIES[study]
+    base = quick if getattr(args, "quick", False) else full
+    cells = [cell for cell in CELLS if cell in (args.cells or base["cells"])]
     delays = sorted(set(args.delays)) if args.delays else base["delays"]
     seeds = sorted(set(args.seeds)) if args.seeds else base["seeds"]
     overrides = dict(base["overrides"], **dict(args.set))
     prefix = args.prefix or base["prefix"]
-    unchanged = (cells == list(CELLS) and delays == base["delays"] and seeds == base["seeds"]
+    unchanged = (cells == base["cells"] and delays == base["delays"] and seeds == base["seeds"]
                  and overrides == base["overrides"] and prefix == base["prefix"])
     if unchanged:
-        folder = COMMITTED if base is FULL else REPORTS / "capacity-quick"
+        folder = base["folder"]
     else:
-        folder = REPORTS / f"capacity-{prefix if prefix != base['prefix'] else 'custom'}"
+        folder = REPORTS / f"{study}-{prefix if prefix != base['prefix'] else 'custom'}"
     return Grid(base["name"] if unchanged else "custom", cells, delays, seeds, overrides,
                 prefix, folder)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """capacity's options, for `rnnlab capacity` and `python -m rnnlab.workflows.capacity`."""
+def add_arguments(parser: argparse.ArgumentParser, study: str = "capacity") -> None:
+    """A study's options (capacity or ablation), for `rnnlab STUDY` and
+    `python -m rnnlab.workflows.capacity` (the capacity study)."""
+    full, quick = STUDIES[study]
+    parser.set_defaults(study=study, quick=False)
     parser.add_argument("--jobs", type=int_at_least(1), default=2, metavar="N",
                         help="parallel queue workers (default 2)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a small grid for trying it out (B = 0, 20; smaller data and "
-                             "model; experiments cap-quick-...; writes reports/capacity-quick/)")
+    if quick is not full:
+        parser.add_argument("--quick", action="store_true",
+                            help=f"a small grid for trying it out (B = 0, 20; smaller data and "
+                                 f"model; experiments {quick['prefix']}-...; writes "
+                                 f"{quick['folder']}/)")
     parser.add_argument("--cells", nargs="+", choices=list(CELLS), metavar="CELL",
-                        help=f"which cells to sweep (of: {', '.join(CELLS)}; default all)")
-    full, quick = (" ".join(map(str, grid["delays"])) for grid in (FULL, QUICK))
+                        help=f"which cells to sweep (of: {', '.join(CELLS)}; default "
+                             + (" ".join(full["cells"]) if full["cells"] != list(CELLS)
+                                else "all") + ")")
+    delays = " ".join(map(str, full["delays"])) + (
+        f"; --quick: {' '.join(map(str, quick['delays']))}" if quick is not full else "")
     parser.add_argument("--delays", nargs="+", type=int_at_least(0), metavar="B",
-                        help=f"blank separations to sweep (default {full}; --quick: {quick})")
+                        help=f"blank separations to sweep (default {delays})")
     parser.add_argument("--seeds", nargs="+", type=int_at_least(0), metavar="SEED",
-                        help="model seeds per grid point (default 0 1)")
+                        help=f"model seeds per grid point (default "
+                             f"{' '.join(map(str, full['seeds']))})")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         type=key_value, help="extra params override for every grid point")
     parser.add_argument("--prefix", type=experiment_prefix, metavar="PREFIX",
-                        help=f"experiment names PREFIX-CELL-bB-sSEED (default {FULL['prefix']}, "
-                             f"--quick: {QUICK['prefix']}); another prefix writes "
-                             "reports/capacity-PREFIX/")
+                        help=f"experiment names PREFIX-CELL-bB-sSEED (default {full['prefix']}"
+                             + (f", --quick: {quick['prefix']}" if quick is not full else "")
+                             + f"); another prefix writes reports/{study}-PREFIX/")
     parser.add_argument("--shard", type=parse_shard, metavar="K/N",
                         help="run only slice K of N of the grid (no summary: see --collect)")
     parser.add_argument("--push", metavar="REMOTE",
@@ -364,16 +459,16 @@ def _run_or_collect(args, runs: list[Run], to_remember_len: int) -> tuple[dict, 
     if args.collect:
         results, problems = collected(runs, args.collect)
         for name, reason in problems.items():
-            print(f"capacity: {name}: {reason}", file=sys.stderr)
+            print(f"{args.study}: {name}: {reason}", file=sys.stderr)
         return results, problems
     mine = shard(runs, *args.shard, to_remember_len) if args.shard else runs
-    results, failures, current = run_all(mine, args.jobs, "capacity")
+    results, failures, current = run_all(mine, args.jobs, args.study)
     for name, reason in failures.items():
-        print(f"capacity: {name}: {reason}", file=sys.stderr)
+        print(f"{args.study}: {name}: {reason}", file=sys.stderr)
     if args.push:
         push(sorted(results), args.push)
     if args.shard:
-        print(f"capacity: shard {args.shard[0]}/{args.shard[1]}: {len(results)} of {len(mine)} "
+        print(f"{args.study}: shard {args.shard[0]}/{args.shard[1]}: {len(results)} of {len(mine)} "
               f"experiments finished ({len(current)} were current)"
               + (f", pushed to {args.push}" if args.push else ""))
         if failures:
@@ -429,11 +524,34 @@ def capacity(args: argparse.Namespace, grid: Grid, prog: str) -> int:
     rows = summarise(records, problems, grid.cells, grid.delays, grid.seeds, remember,
                      grid.prefix)
     settings = {cell: {**CELLS[cell], **grid.overrides} for cell in grid.cells}
-    write_summary(rows, problems, settings, grid.paths(), grid.label())
-    print(f"capacity: {len(runs)} grid points, {len(records)} finished, {len(problems)} missing "
-          f"or failed, in {time.perf_counter() - start:.0f} s; wrote {grid.folder}/ "
+    pairs = paired_counts(records, ABLATION_PAIRS, grid) if args.study == "ablation" else None
+    write_summary(rows, problems, settings, grid.paths(), grid.label(), pairs)
+    if grid.folder == ABLATION["folder"]:
+        refresh_readme(ablation_tables(rows, pairs, grid.delays), made_by="make ablation")
+    print(f"{args.study}: {len(runs)} grid points, {len(records)} finished, {len(problems)} "
+          f"missing or failed, in {time.perf_counter() - start:.0f} s; wrote {grid.folder}/ "
           f"({grid.label()['note']})")
     return 0
+
+
+ABLATION_HELP = ("recall against delay for every cell and LSTM variant, 3 seeds (about "
+                 "25 min)")
+ABLATION_DESCRIPTION = """\
+Which part of the LSTM does the remembering? The capacity workflow over another grid: every
+cell (rnn, irnn, lstm, gru) and every LSTM variant (tf_model.lstm_variant, and the forget bias
+0) at B = {delays}, seeds {seeds}, one queued DVC experiment per point (abl-CELL-bB-sSEED),
+resumable and shardable like `rnnlab capacity`. The LSTM's variants keep its units; the GRU
+and the RNNs are matched to its parameter count.
+
+Writes reports/ablation/ (summary.json with the paired comparisons, runs.json, curve.csv,
+curve.png) and the README's two ablation tables for the default grid only; any other grid
+writes reports/ablation-PREFIX/ (or ablation-custom/).""".format(
+    delays=", ".join(map(str, ABLATION["delays"])), seeds=", ".join(map(str, ABLATION["seeds"])))
+
+
+def add_ablation_arguments(parser: argparse.ArgumentParser) -> None:
+    """ablation's options (the capacity study's, over the ablation grid)."""
+    add_arguments(parser, study="ablation")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,11 +41,12 @@ import numpy as np
 from rnnlab.choices import RNN_INITS
 from rnnlab.errors import RnnlabError
 from rnnlab.pipeline.code_deps import upstream_sections
-from rnnlab.pipeline.files import atomic_output, write_json, write_png, write_text
+from rnnlab.pipeline.files import atomic_output, write_json, write_png
 from rnnlab.pipeline.params import read_params, validate
 from rnnlab.workflows.capacity import int_at_least
 from rnnlab.workflows.dvc_commands import describe_failure, dvc_output
 from rnnlab.workflows.entry import module_main, module_parser
+from rnnlab.workflows.readme import refresh_readme
 from rnnlab.workflows.queue import Experiment, Run, run_all
 
 # matplotlib (through rnnlab.pipeline.plotting) is imported where it is used: `rnnlab --help`
@@ -66,12 +67,16 @@ SHEET_REGIME = {"numpy_rnn.optimizer": "sgd", "numpy_rnn.batch_size": 1,
 EXPERIMENTS = {
     "lstm": (TF_STAGES, {"tf_model.cell": "lstm"}),
     "rnn": (TF_STAGES, {"tf_model.cell": "rnn", "tf_model.rnn_hidden": "matched"}),
+    "gru": (TF_STAGES, {"tf_model.cell": "gru", "tf_model.gru_hidden": "matched"}),
     **{f"sheet-{init}": (NUMPY_STAGES, {**SHEET_REGIME, "numpy_rnn.init": init})
        for init in RNN_INITS},
     **{init: (NUMPY_STAGES, {"numpy_rnn.init": init}) for init in RNN_INITS},
 }
 # (a, b, metric, higher is better): the comparisons the README states, counted over seeds.
 PAIRS = [("lstm", "rnn", "memory.test_accuracy", True),
+         ("lstm", "gru", "memory.test_accuracy", True),
+         ("gru", "rnn", "memory.test_accuracy", True),
+         ("lstm", "gru", "sine.test_mse_free_running", False),
          ("lstm", "rnn", "gradient_flow_memory.trained.shrink_across_blanks", False),
          ("lstm", "rnn", "sine.test_mse_free_running", False),
          ("lstm", "rnn", "sine.test_mse_one_step", False),
@@ -82,9 +87,6 @@ PAIRS = [("lstm", "rnn", "memory.test_accuracy", True),
 DEFAULT_SEEDS = 3  # the committed study: seeds 0, 1, 2
 SUMMARY = "reports/compare.json"  # the committed study's summary
 CUSTOM = Path("reports/compare-custom")  # any other selection's summary and figures
-README = Path("README.md")
-MARKERS = {name: (f"<!-- {name}: made by make compare -->", f"<!-- /{name} -->")
-           for name in ("results-table", "gradient-table")}
 FIGURES = Path("docs/figures")
 HELP = "the named experiments over seeds, summarised (about 6 min for 3 seeds)"
 DESCRIPTION = f"""\
@@ -213,6 +215,7 @@ def _fmt(stat: dict, digits: int) -> str:
 COPY, MEMORY = ("copy task, L = 13", "numpy_rnn_copy.test_accuracy"), \
     ("memory task, L = 8, B = 5", "memory.test_accuracy")
 LSTM, RNN = "TF `MyLSTMCell`", "TF ReLU RNN, parameter-matched"
+GRU = "TF `MyGRUCell`, parameter-matched"
 TABLE_ROWS = [  # (experiment, what it is, task, metric, significant digits)
     ("permutation", "numpy RNN, `init: permutation` (the default)", *COPY, 3),
     ("identity", "numpy RNN, `init: identity` (IRNN)", *COPY, 3),
@@ -224,10 +227,13 @@ TABLE_ROWS = [  # (experiment, what it is, task, metric, significant digits)
     ("sheet-permutation", "numpy RNN, permutation, the sheet's regime", *COPY, 3),
     ("lstm", LSTM, *MEMORY, 3),
     ("rnn", RNN, *MEMORY, 3),
+    ("gru", GRU, *MEMORY, 3),
     ("lstm", LSTM, "sine, free-running MSE", "sine.test_mse_free_running", 2),
     ("rnn", RNN, "sine, free-running MSE", "sine.test_mse_free_running", 2),
+    ("gru", GRU, "sine, free-running MSE", "sine.test_mse_free_running", 2),
     ("lstm", LSTM, "sine, one-step MSE", "sine.test_mse_one_step", 2),
     ("rnn", RNN, "sine, one-step MSE", "sine.test_mse_one_step", 2),
+    ("gru", GRU, "sine, one-step MSE", "sine.test_mse_one_step", 2),
 ]
 
 
@@ -236,6 +242,7 @@ GRADIENT_ROWS = [  # (experiment, what it is, task, metric, significant digits)
     for name, label, task, metric_file in [
         ("lstm", LSTM, "memory task", "gradient_flow_memory"),
         ("rnn", RNN, "memory task", "gradient_flow_memory"),
+        ("gru", GRU, "memory task", "gradient_flow_memory"),
         ("permutation", "numpy RNN, `init: permutation`", "copy task", "gradient_flow_copy"),
         ("identity", "numpy RNN, `init: identity`", "copy task", "gradient_flow_copy"),
         ("gaussian", "numpy RNN, `init: gaussian`", "copy task", "gradient_flow_copy")]
@@ -272,17 +279,6 @@ def gradient_table(summary: dict) -> str:
     return markdown_table(summary, GRADIENT_ROWS, "task, when: ||dL/dh_t|| shrinks by")
 
 
-def refresh_readme(tables: dict[str, str], readme: Path = README) -> None:
-    """Put each table between its markers in the README (where it has them)."""
-    text = readme.read_text()
-    for name, table in tables.items():
-        start, end = MARKERS[name]
-        pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-        replacement = f"{start}\n{table}\n{end}"
-        text = pattern.sub(lambda _, new=replacement: new, text)  # a function: no escapes
-    write_text(readme, text)
-
-
 def keep_rnn_sine_figure(seed: int, figures: Path,
                          out_dir: str = "dvc_plots/rnn_vs_lstm") -> Path:
     """`dvc plots diff rnn-sS lstm-sS` as an offline page (the plots template), and the RNN's
@@ -297,7 +293,8 @@ def keep_rnn_sine_figure(seed: int, figures: Path,
 
 GRADIENT_FIGURE = {  # panel title -> (the gradient-flow stage's plot data, {experiment: label})
     "memory task, L = 8, B = 5 (TF cells, equal parameters)":
-        ("plots/gradient_flow_memory.csv", {"lstm": "MyLSTMCell", "rnn": "ReLU RNN"}),
+        ("plots/gradient_flow_memory.csv", {"lstm": "MyLSTMCell", "gru": "MyGRUCell",
+                                            "rnn": "ReLU RNN"}),
     "copy task, L = 13 (numpy RNN, project's regime)":
         ("plots/gradient_flow_copy.csv", {"permutation": "permutation", "identity": "identity",
                                           "gaussian": "gaussian"}),
