@@ -52,11 +52,16 @@ def backward_step(dh, carry, cache, state_tm1, state_t, consts):
     (dh_direct,), (zr, h_hat, hr_h), (h_tm1,) = carry, cache, state_tm1
     dh = dh + dh_direct
     z, r = tf.split(zr, 2, axis=1)
-    da_h = dh * (1.0 - z) * (1.0 - h_hat * h_hat)
+    # Written as "factors (from the cache alone) times [dh, dh, dh]", as lstm.backward_step
+    # is, and for the same reason: with dh inside the products, XLA fuses the element-wise
+    # carry recurrence of the unrolled loop across steps and recomputes it for every step
+    # (T = 100: 78 ms instead of 12 ms per gradient, 100 s instead of 13 s to compile).
+    d_hat = (1.0 - z) * (1.0 - h_hat * h_hat)           # d h_t / d (h^'s pre-activation)
     # z and r's sigmoid derivatives as one (B, 2H) product, like their forward op
-    da_zr = tf.concat([dh * (h_tm1 - h_hat), da_h * hr_h], axis=1) * zr * (1.0 - zr)
-    dz_in = tf.concat([da_zr, da_h], axis=1)
-    dz_rec = tf.concat([da_zr, da_h * r], axis=1)
+    p_zr = tf.concat([h_tm1 - h_hat, d_hat * hr_h], axis=1) * zr * (1.0 - zr)
+    dh3 = tf.concat([dh, dh, dh], axis=1)
+    dz_in = dh3 * tf.concat([p_zr, d_hat], axis=1)
+    dz_rec = dh3 * tf.concat([p_zr, d_hat * r], axis=1)
     return (dz_in, dz_rec), (dh * z,)
 
 
