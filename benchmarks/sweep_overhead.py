@@ -1,10 +1,11 @@
-"""Where a queued sweep experiment's wall time goes: DVC's queue, interpreter start-up,
-TensorFlow import, XLA compilation, data loading, training, evaluation and writing outputs.
+"""Where a sweep experiment's wall time goes: DVC (workspace copy, commit), interpreter
+start-up, TensorFlow import, XLA compilation, data loading, training, evaluation and writing.
 
-Runs capacity-grid experiments (train_memory at the full grid's 15 epochs) through DVC's queue
-in a temporary clone of this repository, as `make capacity` does, and reads every task's
-`dvc queue logs` for the timing line each stage prints. DVC's share is the experiment's wall
-time left over by the stages: queueing, starting a worker, copying the workspace, committing.
+Runs capacity-grid experiments (train_memory at the full grid's 15 epochs) in a temporary clone
+of this repository, as `make capacity` does (a pool of `dvc exp run --temp` processes,
+rnnlab.workflows.queue), and reads every run's log (.dvc/tmp/rnnlab/logs/NAME.log) for the
+timing line each stage prints. DVC's share is the experiment's wall time left over by the
+stages: starting DVC, copying the workspace, checking out, committing the experiment.
 
     python benchmarks/sweep_overhead.py [--jobs 2] [--cells lstm rnn] [--delays 5 40]
     python benchmarks/sweep_overhead.py --existing cap --wall 794   # a sweep that already ran
@@ -25,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TIMING = re.compile(r"^(?P<stage>[\w@]+): .* \[(?P<total>[\d.]+) s: (?P<phases>[^;\]]*)")
-TASK = re.compile(r"^([0-9a-f]{7,})\s+(\S+)\s.*\s(Success|Failed)\s*$")
+LOGS = Path(".dvc/tmp/rnnlab/logs")  # rnnlab.workflows.queue writes one log per run here
 
 
 def clone(dest: Path) -> None:
@@ -43,24 +44,21 @@ def run_grid(repo: Path, args, prefix: str, env: dict) -> float:
     return time.perf_counter() - start
 
 
-def stage_timings(repo: Path, prefix: str, env: dict) -> list[dict[str, float]]:
-    """Per finished experiment of `prefix`: {phase: seconds} summed over its stages, plus
-    "stages" (their total wall time)."""
-    status = subprocess.run([str(BIN / "dvc"), "queue", "status"], cwd=repo, env=env,
-                            capture_output=True, text=True, check=True).stdout
+def stage_timings(repo: Path, prefix: str) -> list[dict[str, float]]:
+    """Per experiment of `prefix` with a log: {phase: seconds} summed over its stages, plus
+    "stages" (their total wall time). A run that was already current ran no stage this time:
+    its log has no timing line and it is left out."""
     experiments = []
-    for task, name, _ in (m.groups() for m in map(TASK.match, status.splitlines()) if m):
-        if not name.startswith(prefix + "-"):
-            continue
-        logs = subprocess.run([str(BIN / "dvc"), "queue", "logs", task], cwd=repo, env=env,
-                              capture_output=True, text=True).stdout
+    name = re.compile(rf"{re.escape(prefix)}-[^-]+-b\d+-s\d+\.log")  # not cap-quick-... for cap
+    for log in sorted(p for p in (repo / LOGS).glob(f"{prefix}-*.log") if name.fullmatch(p.name)):
         phases: dict[str, float] = defaultdict(float)
-        for match in filter(None, map(TIMING.match, logs.splitlines())):
+        for match in filter(None, map(TIMING.match, log.read_text().splitlines())):
             phases["stages"] += float(match["total"])
             for part in match["phases"].split(", "):
                 name_, _, seconds = part.rpartition(" ")
                 phases[name_] += float(seconds)
-        experiments.append(dict(phases))
+        if phases:
+            experiments.append(dict(phases))
     return experiments
 
 
@@ -70,7 +68,7 @@ def breakdown(wall: float, experiments: list[dict], jobs: int) -> list[tuple[str
     mean = {key: sum(e.get(key, 0.0) for e in experiments) / n
             for key in {k for e in experiments for k in e}}
     compile_ = mean.get("of which first step (compile)", 0.0)
-    parts = [("DVC: queue, worker, workspace copy, commit", wall * jobs / n - mean["stages"]),
+    parts = [("DVC: start, workspace copy, checkout, commit", wall * jobs / n - mean["stages"]),
              ("interpreter start-up (all stages)", mean.get("startup", 0.0)),
              ("TensorFlow import", mean.get("import", 0.0)),
              ("data loading", mean.get("data", 0.0)),
@@ -86,7 +84,7 @@ def table(title: str, wall: float, rows: list[tuple[str, float]], n: int, jobs: 
     per_exp = wall * jobs / n
     lines = [f"{title}: {n} experiments, {jobs} workers, {wall:.0f} s wall "
              f"({per_exp:.1f} s of worker time per experiment)", "",
-             "| part of a queued experiment | seconds | share |", "|---|---:|---:|"]
+             "| part of a sweep experiment | seconds | share |", "|---|---:|---:|"]
     lines += [f"| {name} | {seconds:.1f} | {seconds / per_exp:.0%} |" for name, seconds in rows]
     return "\n".join(lines)
 
@@ -99,7 +97,7 @@ def measure(args, xla_cache: Path, label: str, prefix: str) -> str:
                    RNNLAB_XLA_CACHE=str(xla_cache), DVC_NO_ANALYTICS="1")
         env.pop("RNNLAB_CORES", None)
         wall = run_grid(repo, args, prefix, env)
-        experiments = stage_timings(repo, prefix, env)
+        experiments = stage_timings(repo, prefix)
     return table(label, wall, breakdown(wall, experiments, args.jobs), len(experiments), args.jobs)
 
 
@@ -111,7 +109,8 @@ def report(argv=None) -> str:
     parser.add_argument("--cells", nargs="+", default=["lstm", "rnn"])
     parser.add_argument("--delays", nargs="+", type=int, default=[5, 40])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--existing", metavar="PREFIX", help="experiments already in the queue")
+    parser.add_argument("--existing", metavar="PREFIX",
+                        help="experiments that already ran here (their logs are read)")
     parser.add_argument("--wall", type=float, help="with --existing: the sweep's wall time, s")
     args = parser.parse_args(argv)
     if args.existing:
@@ -125,11 +124,10 @@ def report(argv=None) -> str:
 
 
 def existing(prefix: str, wall: float, jobs: int) -> str:
-    """The same breakdown for the experiments of `prefix` already in this repository's queue
+    """The same breakdown for the experiments of `prefix` that already ran in this repository
     (e.g. `make capacity`'s `cap`), given the wall time the sweep printed."""
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    experiments = stage_timings(REPO, prefix, env)
-    return table(f"`{prefix}` experiments in this repository's queue", wall,
+    experiments = stage_timings(REPO, prefix)
+    return table(f"`{prefix}` experiments run in this repository", wall,
                  breakdown(wall, experiments, jobs), len(experiments), jobs)
 
 
