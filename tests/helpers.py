@@ -27,9 +27,11 @@ TINY_PARAMS = {
     "sine_task": {"n_train": 64, "n_test": 4, "seq_len": 20, "n_given": 5, "n_generated": 10,
                   "n_plot": 2},
     "memory_task": {"to_remember_len": 2, "blank_separation_len": 1, "n_train": 64, "n_test": 32},
+    "adding_task": {"seq_len": 6, "n_train": 64, "n_test": 32},
     "tf_model": {"lstm_hidden": 4},
     "tf_sine": {"epochs": 1, "batch_size": 8},
     "tf_memory": {"epochs": 1, "batch_size": 8},
+    "tf_adding": {"epochs": 1, "batch_size": 8},
 }
 
 

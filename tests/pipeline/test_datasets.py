@@ -152,3 +152,39 @@ def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
 def test_params_file_round_trip_through_yaml_keeps_types():
     params = default_params()
     assert yaml.safe_load(yaml.safe_dump(params)) == params
+
+
+ADDING = {"seed": 0, "seq_len": 20, "n_train": 400, "n_test": 300}
+
+
+def test_the_adding_problem_checks_out_against_its_definition(tmp_path):
+    write_dataset("adding", ADDING, tmp_path)
+    test = read_dataset("adding", "test", ADDING, tmp_path)
+    inputs, targets = test["inputs"], test["targets"]
+    assert inputs.shape == (300, 20, 2) and inputs.dtype == np.float32
+    assert targets.shape == (300,) and targets.dtype == np.float32
+    values, markers = inputs[..., 0], inputs[..., 1]
+    assert 0 <= values.min() and values.max() <= 1
+    assert np.all(markers.sum(axis=1) == 2) and set(np.unique(markers)) == {0.0, 1.0}
+    first, second = (np.argmax(m, axis=1) for m in (markers, markers[:, ::-1]))
+    assert np.all(first < 10) and np.all(19 - second >= 10)  # one marker in each half
+    np.testing.assert_allclose(targets, (values * markers).sum(axis=1), rtol=1e-6)
+    # always predicting 1 (the memoryless answer) scores about Var(U1 + U2) = 1/6
+    assert abs(np.mean((1 - targets) ** 2) - 1 / 6) < 0.03
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda a: a["inputs"].__setitem__((0, slice(None), 1), 0.0), "exactly 2 markers"),
+    (lambda a: a["inputs"].__setitem__((1, 0, 0), 1.5), r"values outside \[0, 1\]"),
+    (lambda a: a["targets"].__setitem__(2, a["targets"][2] + 0.5), "not the sum"),
+])
+def test_a_damaged_adding_file_is_refused_naming_the_file(tmp_path, damage, message):
+    write_dataset("adding", ADDING, tmp_path)
+    path = dataset_path("adding", "train", tmp_path)
+    arrays, meta = load_arrays(path, "data@adding")
+    arrays = {k: v.copy() for k, v in arrays.items()}
+    damage(arrays)
+    save_arrays(path, arrays, meta)
+    with pytest.raises(DataError, match=message) as info:
+        read_dataset("adding", "train", ADDING, tmp_path)
+    assert "data/adding/train.npz" in str(info.value)

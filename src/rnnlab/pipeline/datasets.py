@@ -71,12 +71,36 @@ def _check_sine(arrays, params, split):
     return problem
 
 
+def _make_adding(params, split, rng):
+    inputs, targets = sequences.adding_problem(_split_size(params, split), params["seq_len"], rng)
+    return {"inputs": inputs, "targets": targets}
+
+
+def _check_adding(arrays, params, split):
+    n, T = _split_size(params, split), params["seq_len"]
+    problem = expect_arrays(arrays, {"inputs": ("float32", (n, T, 2)),
+                                     "targets": ("float32", (n,))})
+    if problem is not None:
+        return problem
+    values, markers = arrays["inputs"][..., 0], arrays["inputs"][..., 1]
+    if not (np.all(np.isfinite(values)) and values.min() >= 0.0 and values.max() <= 1.0):
+        return "adding values outside [0, 1] or not finite"
+    if not (np.all((markers == 0) | (markers == 1))
+            and np.all(markers.sum(axis=1) == sequences.ADDING_MARKERS)):
+        return f"a sequence without exactly {sequences.ADDING_MARKERS} markers (0/1 values)"
+    if not np.allclose((values * markers).sum(axis=1), arrays["targets"], atol=1e-5):
+        return "a target that is not the sum of its two marked values"
+    return None
+
+
 DATASETS = {
     "copy_task": DatasetKind("data@copy_task", "copy_task", "data/copy_task", _make_copy,
                              _check_sequences),
     "memory": DatasetKind("data@memory", "memory_task", "data/memory", _make_memory,
                           _check_sequences),
     "sine": DatasetKind("data@sine", "sine_task", "data/sine", _make_sine, _check_sine),
+    "adding": DatasetKind("data@adding", "adding_task", "data/adding", _make_adding,
+                          _check_adding),
 }
 SPLITS = ("train", "test")
 

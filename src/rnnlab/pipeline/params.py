@@ -215,6 +215,16 @@ class MemoryTask:
 
 
 @dataclass(frozen=True)
+class AddingTask:
+    """The adding problem: T steps of (value ~ U[0, 1], marker); two markers, one in each half;
+    target the sum of the two marked values."""
+    seed: int = seed_key()
+    seq_len: int = count(2)   # one marker in each half needs two steps at least
+    n_train: int = count()
+    n_test: int = count()
+
+
+@dataclass(frozen=True)
 class TFModel:
     """The TensorFlow cell of both TF tasks."""
     cell: str = one_of(TF_CELLS)
@@ -263,10 +273,19 @@ class TFMemory:
     learning_rate: float = positive()
 
 
+@dataclass(frozen=True)
+class TFAdding:
+    """Training of the TF cell on the adding problem (MSE at the last step)."""
+    epochs: int = count()
+    batch_size: int = count()
+    learning_rate: float = positive()
+
+
 SECTIONS: dict[str, type] = {
     "gradcheck": Gradcheck, "exploding_gradients": ExplodingGradients,
     "copy_task": CopyTask, "numpy_rnn": NumpyRNN, "sine_task": SineTask,
-    "memory_task": MemoryTask, "tf_model": TFModel, "tf_sine": TFSine, "tf_memory": TFMemory,
+    "memory_task": MemoryTask, "adding_task": AddingTask, "tf_model": TFModel,
+    "tf_sine": TFSine, "tf_memory": TFMemory, "tf_adding": TFAdding,
 }
 
 # Old names, refused with the new name: {section: {old key: (new key, why)}}.
@@ -318,7 +337,8 @@ def _cross_key_problems(cfg: dict[str, Any]) -> list[str]:
     # Batches are drawn from the training set: it must hold at least one batch's worth.
     for trainer, task, what in (("numpy_rnn", "copy_task", "sequences"),
                                 ("tf_memory", "memory_task", "sequences"),
-                                ("tf_sine", "sine_task", "curves")):
+                                ("tf_sine", "sine_task", "curves"),
+                                ("tf_adding", "adding_task", "sequences")):
         if cfg.get(trainer) and cfg.get(task):
             batch, n_train = cfg[trainer].batch_size, cfg[task].n_train
             need(batch <= n_train, f"{trainer}.batch_size: got {batch}; expected at most "

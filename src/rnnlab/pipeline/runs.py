@@ -39,6 +39,7 @@ HEADLINES = {
     "numpy_rnn_copy": ("copy", {"test_accuracy": "accuracy"}),
     "sine": ("sine", {"test_mse_free_running": "free_mse", "test_mse_one_step": "step_mse"}),
     "memory": ("memory", {"test_accuracy": "accuracy"}),
+    "adding": ("adding", {"test_mse": "mse", "solved_fraction": "solved"}),
     "gradcheck": ("gradcheck", {"max_rel_error": "max_rel_error"}),
 }
 

@@ -1,4 +1,5 @@
-"""The sequences of the sheet's three tasks, generated in numpy, vectorised over sequences.
+"""The sequences of the sheet's three tasks and of the adding problem, generated in numpy,
+vectorised over sequences.
 
 All generators take a `numpy.random.Generator`, so the same seed gives the same data.
 Sequences are stored as small-integer class ids (not one-hot): the models one-hot them.
@@ -72,3 +73,29 @@ def sine_curves(n: int, length: int, x_spacing: float, rng: np.random.Generator)
     x = start + x_spacing * np.arange(length)[None, :]
     return np.sin(x / freq).astype(np.float32)
 
+
+
+ADDING_MARKERS = 2  # the adding problem marks exactly two values
+
+
+def adding_problem(n: int, seq_len: int, rng: np.random.Generator):
+    """The adding problem (Hochreiter & Schmidhuber 1997, exp. 4; Le, Jaitly & Hinton 2015):
+    T = seq_len steps of two channels, a value ~ U[0, 1] and a marker that is 1 at exactly two
+    steps, one in each half of the sequence (Hochreiter's placement: the first marked value
+    must be carried over at least the second half); the target is the sum of the two marked
+    values. Always predicting 1 gives MSE Var(U1 + U2) = 1/6.
+
+    Returns:
+        inputs: (n, T, 2) float32: channel 0 the values, channel 1 the markers.
+        targets: (n,) float32.
+    """
+    half = seq_len // 2
+    values = rng.uniform(0.0, 1.0, size=(n, seq_len)).astype(np.float32)
+    first = rng.integers(0, half, size=n)
+    second = rng.integers(half, seq_len, size=n)
+    markers = np.zeros((n, seq_len), dtype=np.float32)
+    rows = np.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    targets = (values[rows, first] + values[rows, second]).astype(np.float32)
+    return np.stack([values, markers], axis=-1), targets

@@ -16,7 +16,7 @@ from rnnlab.pipeline.files import load_arrays
 
 # The model files the pipeline writes: run name -> the stage that writes it.
 MODEL_STAGES = {"numpy_rnn_copy": "train_numpy_rnn", "sine": "train_sine",
-                "memory": "train_memory"}
+                "memory": "train_memory", "adding": "train_adding"}
 
 
 def read_model_file(path: str | Path) -> tuple[dict, dict]:

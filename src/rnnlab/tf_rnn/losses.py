@@ -1,4 +1,4 @@
-"""The two task losses of the sheet (questions 2c and 2e), and how each is reported.
+"""The task losses (the sheet's 2c and 2e, the adding problem), and how each is reported.
 
 A `TaskLoss` pairs the loss that training minimises with the per-step mean that histories and
 metrics report, so the training loop needs no knowledge of either task.
@@ -51,6 +51,18 @@ def memory_loss_per_step(logits, labels):
     return tf.reduce_mean(_per_sequence_ce(logits, labels))
 
 
+def adding_mse(pred, target):
+    """Mean squared error of the last step's output (the adding problem).
+
+    pred: (batch, time, 1); target: (batch,) the sum of the two marked values."""
+    pred = tf.convert_to_tensor(pred, DTYPE)
+    target = tf.convert_to_tensor(target, DTYPE)
+    if pred.shape.rank != 3 or target.shape.rank != 1:
+        raise ValueError(f"adding_mse: expected predictions (batch, time, 1) and targets "
+                         f"(batch,), got {pred.shape} and {target.shape}.")
+    return tf.reduce_mean(tf.square(pred[:, -1, 0] - target))
+
+
 @dataclass(frozen=True)
 class TaskLoss:
     """fn(pred, target) -> the scalar training minimises; reported per step as fn / batch size
@@ -62,3 +74,4 @@ class TaskLoss:
 
 SINE_LOSS = TaskLoss(sine_mse, sums_over_batch=False)
 MEMORY_LOSS = TaskLoss(memory_loss_summed, sums_over_batch=True)
+ADDING_LOSS = TaskLoss(adding_mse, sums_over_batch=False)

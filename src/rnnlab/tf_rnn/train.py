@@ -62,9 +62,10 @@ def get_train_step(model: SequenceModel, loss_fn: Callable, optimizer, clip_norm
 def _check_training_data(model, inputs, targets, desc):
     inputs = np.asarray(inputs, dtype=np.float32)
     targets = np.asarray(targets)
-    if inputs.ndim != 3 or targets.shape[:2] != inputs.shape[:2]:
-        raise ValueError(f"{desc}: expected inputs (N, T, n_in) and targets (N, T), got "
-                         f"{inputs.shape} and {targets.shape}.")
+    # targets per step (N, T), or one per sequence (N,) for a loss on the last step
+    if inputs.ndim != 3 or targets.shape[:2] not in (inputs.shape[:2], inputs.shape[:1]):
+        raise ValueError(f"{desc}: expected inputs (N, T, n_in) and targets (N, T) or (N,), "
+                         f"got {inputs.shape} and {targets.shape}.")
     if inputs.shape[2] != model.n_in:
         raise ValueError(f"{desc}: the model takes {model.n_in} input features, the data "
                          f"has {inputs.shape[2]}.")
@@ -84,8 +85,9 @@ def train(model: SequenceModel, loss: TaskLoss, inputs, targets, *, epochs: int,
 
     Args:
         model: a SequenceModel.
-        loss: SINE_LOSS or MEMORY_LOSS (rnnlab.tf_rnn.losses).
-        inputs: (N, T, n_in) float array; targets: (N, T) array (class ids or values).
+        loss: SINE_LOSS, MEMORY_LOSS or ADDING_LOSS (rnnlab.tf_rnn.losses).
+        inputs: (N, T, n_in) float array; targets: (N, T) array (class ids or values), or
+            (N,) for a loss on the last step only (ADDING_LOSS).
         epochs, batch_size: each epoch visits a fresh seeded permutation of the N sequences in
             N // batch_size full batches; the last N % batch_size of each permutation are
             dropped, so every step sees the same batch shape.
