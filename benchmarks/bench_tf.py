@@ -1,27 +1,32 @@
-"""TensorFlow benchmarks: rnnlab's LSTM against keras.layers.LSTM, and time to accuracy.
+"""TensorFlow benchmarks: rnnlab's LSTM and GRU against Keras's, and time to accuracy.
 
-Two sides on the same data, both float32, both with a linear output layer shared over time:
-  rnnlab   MyLSTMCell (hand-written BPTT) + linear layer, built by rnnlab.tf_rnn.model.make_model;
-  keras    keras.layers.LSTM(H, return_sequences=True) + keras.layers.Dense(n_out).
+Two sides on the same data, both float32, both with a linear output layer shared over time,
+for each cell of CELLS:
+  rnnlab   MyLSTMCell / MyGRUCell (hand-written BPTT) + linear layer, built by
+           rnnlab.tf_rnn.model.make_model;
+  keras    keras.layers.LSTM / keras.layers.GRU (reset_after=True, its default)
+           (H, return_sequences=True) + keras.layers.Dense(n_out).
 Two things are timed for each side:
   train    one training step: forward, backward, tf.clip_by_global_norm(..., 5.0) and a
            keras.optimizers.Adam(1e-3) update. rnnlab's is rnnlab.tf_rnn.train.get_train_step
            (one XLA-compiled tf.function); Keras's is the same step in a plain tf.function;
   grad     forward + backward alone: the loss and its gradients with respect to all weights
            (no clipping, no update), compiled the same way as that side's training step.
-All four functions of a case are timed in alternating rounds (common.interleaved_median_ms), so
-load from other processes hits every side and table alike.
+All four functions of a case (one cell at one shape) are timed in alternating rounds
+(common.interleaved_median_ms), so load from other processes hits every side and table alike.
 
 `time_to_accuracy()` trains the LSTM at the defaults of params.yaml on the memory task and
 returns the training seconds until the test recall accuracy first reaches 0.99.
 
-Run: .venv/bin/python benchmarks/bench_tf.py [--repeats N] [--no-tta]
+Run: .venv/bin/python benchmarks/bench_tf.py [--repeats N] [--no-tta] [--cells lstm gru]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -39,24 +44,47 @@ LEARNING_RATE = 1e-3
 LOSSES = {"mse": sine_mse, "ce": memory_loss_per_step}  # targets: values or class ids
 SIDES = ("rnnlab", "keras")
 PARTS = ("train", "grad")
-# name, batch B, time steps T, inputs D, hidden H, outputs n_out, loss
-CASES = [
-    ("LSTM sine B=64 T=100 in=1 H=64", 64, 100, 1, 64, 1, "mse"),
-    ("LSTM memory B=500 T=22 in=10 H=32", 500, 22, 10, 32, 10, "ce"),
+
+
+class Cell(NamedTuple):
+    """Keras's counterpart of the rnnlab cell of the same name (make_model's), as (H) -> layer
+    returning every step's output, and the gate blocks of the fused kernels (kH columns)."""
+    keras: Callable
+    blocks: int
+
+
+CELLS = {
+    "lstm": Cell(lambda H: keras.layers.LSTM(H, return_sequences=True), 4),
+    "gru": Cell(lambda H: keras.layers.GRU(H, return_sequences=True, reset_after=True), 3),
+}
+# shape name, batch B, time steps T, inputs D, hidden H, outputs n_out, loss
+SHAPES = [
+    ("sine B=64 T=100 in=1 H=64", 64, 100, 1, 64, 1, "mse"),
+    ("memory B=500 T=22 in=10 H=32", 500, 22, 10, 32, 10, "ce"),
 ]
 
 
-def step_flops(B: int, T: int, D: int, H: int, n_out: int) -> float:
-    """Matmul FLOPs of one forward + backward pass (element-wise work and the update not
-    counted, so a training step and a gradient computation do the same matmul FLOPs)."""
-    forward = 2 * T * B * (D * 4 * H + H * 4 * H + H * n_out)
+def cases(cell: str) -> list[tuple]:
+    """SHAPES as (case name "<CELL> <shape>", B, T, D, H, n_out, loss) for one cell of CELLS."""
+    return [(f"{cell.upper()} {name}", *shape) for name, *shape in SHAPES]
+
+
+CASES = cases("lstm")  # the LSTM's (bench_lstm_choices times its layouts at these too)
+
+
+def step_flops(B: int, T: int, D: int, H: int, n_out: int, blocks: int) -> float:
+    """Matmul FLOPs of one forward + backward pass of a cell whose fused kernels have `blocks`
+    gate blocks (LSTM 4, GRU 3); element-wise work and the update not counted, so a training
+    step and a gradient computation do the same matmul FLOPs."""
+    G = blocks * H
+    forward = 2 * T * B * (D * G + H * G + H * n_out)
     # backward: dh through the recurrence, recurrent-kernel, kernel and output-layer gradients,
     # gradient flowing from the output layer into h
-    backward = 2 * T * B * (H * 4 * H + H * 4 * H + D * 4 * H + H * n_out + H * n_out)
+    backward = 2 * T * B * (H * G + H * G + D * G + H * n_out + H * n_out)
     return float(forward + backward)
 
 
-def lstm_data(B: int, T: int, D: int, n_out: int, loss: str, seed: int = 0):
+def case_data(B: int, T: int, D: int, n_out: int, loss: str, seed: int = 0):
     """Fixed random tensors: x (B, T, D) float32; y (B, T): floats for "mse", ids < n_out for
     "ce"."""
     rng = np.random.default_rng(seed)
@@ -94,22 +122,25 @@ def keras_train_fn(call, variables: list, loss_fn):
     return step
 
 
-def _side_fns(side: str, x, H: int, n_out: int, loss_fn, layout=None) -> dict:
-    """{"train": step(x, y), "grad": gradient(x, y)} of one side, built for x (B, T, D);
-    `layout` (rnnlab.tf_rnn.recurrence.Layout) lays out rnnlab's LSTM (None: the default)."""
-    if side == "rnnlab":
-        model = make_model("lstm", x.shape[-1], n_out, lstm_hidden=H, seed=0, layout=layout)
-        return {"train": get_train_step(model, loss_fn, keras.optimizers.Adam(LEARNING_RATE),
-                                        CLIP_NORM),
-                "grad": gradient_fn(model, model.variables_list, loss_fn, jit=True)}
+def _rnnlab_fns(cell: str, x, H: int, n_out: int, loss_fn, layout=None) -> dict:
+    """rnnlab's {"train": step(x, y), "grad": gradient(x, y)}: the cell + a linear layer."""
+    model = make_model(cell, x.shape[-1], n_out, lstm_hidden=H, gru_hidden=H, seed=0,
+                       layout=layout)
+    return {"train": get_train_step(model, loss_fn, keras.optimizers.Adam(LEARNING_RATE),
+                                    CLIP_NORM),
+            "grad": gradient_fn(model, model.variables_list, loss_fn, jit=True)}
+
+
+def _keras_fns(cell: str, x, H: int, n_out: int, loss_fn) -> dict:
+    """Keras's {"train": step(x, y), "grad": gradient(x, y)}: the cell's layer + Dense."""
     keras.utils.set_random_seed(0)
-    lstm, dense = keras.layers.LSTM(H, return_sequences=True), keras.layers.Dense(n_out)
+    recurrent, dense = CELLS[cell].keras(H), keras.layers.Dense(n_out)
 
     def call(inputs):
-        return dense(lstm(inputs))
+        return dense(recurrent(inputs))
 
     call(x)  # builds the layers' weights
-    variables = lstm.trainable_variables + dense.trainable_variables
+    variables = recurrent.trainable_variables + dense.trainable_variables
     return {"train": keras_train_fn(call, variables, loss_fn),
             "grad": gradient_fn(call, variables, loss_fn, jit=False)}
 
@@ -123,43 +154,52 @@ def _waiting(fn, x, y):
     return run
 
 
-def lstm_steps(B: int, T: int, D: int, H: int, n_out: int, loss: str, sides=SIDES,
+def cell_steps(cell: str, B: int, T: int, D: int, H: int, n_out: int, loss: str, sides=SIDES,
                parts=PARTS, layout=None) -> dict:
-    """{"<side> <part>": no-argument callable} on fixed random data of the shape; sides from
-    SIDES, parts from PARTS (see the module docstring). The first call of each compiles."""
-    x, y = lstm_data(B, T, D, n_out, loss)
+    """{"<side> <part>": no-argument callable} of the cell `cell` (a key of CELLS) on fixed
+    random data of the shape; sides from SIDES, parts from PARTS (see the module docstring);
+    `layout` (rnnlab.tf_rnn.recurrence.Layout) lays out rnnlab's recurrence (None: the
+    default). The first call of each compiles."""
+    x, y = case_data(B, T, D, n_out, loss)
     fns = {}
     for side in sides:
-        built = _side_fns(side, x, H, n_out, LOSSES[loss], layout)
+        built = (_rnnlab_fns(cell, x, H, n_out, LOSSES[loss], layout) if side == "rnnlab"
+                 else _keras_fns(cell, x, H, n_out, LOSSES[loss]))
         fns.update({f"{side} {part}": _waiting(built[part], x, y) for part in parts})
     return fns
 
 
-def matmul_rates() -> dict:
+lstm_steps = functools.partial(cell_steps, "lstm")  # bench_lstm_choices, _measure_size
+
+
+def matmul_rates(cells=tuple(CELLS)) -> dict:
     """{case name: numpy matmul GFLOP/s (default threads) at the case's dominant recurrent
-    product (B, H) @ (H, 4H)}. Measure before TensorFlow runs: its idle worker threads
+    product (B, H) @ (H, blocks H)}. Measure before TensorFlow runs: its idle worker threads
     compete with numpy's for the cores and the small-matrix rate collapses."""
-    return {name: matmul_gflops(B, H, 4 * H) for name, B, T, D, H, n_out, loss in CASES}
+    return {name: matmul_gflops(B, H, CELLS[cell].blocks * H)
+            for cell in cells for name, B, T, D, H, n_out, loss in cases(cell)}
 
 
-def run_cases(repeats: int = 20, rates: dict | None = None) -> dict:
-    """{"train": rows, "grad": rows}, one row per case: case, rnnlab_ms, reference_ms,
-    gflops (achieved by rnnlab), peak_gflops (matmul_rates()).
+def run_cases(repeats: int = 20, rates: dict | None = None, cells=tuple(CELLS)) -> dict:
+    """{"train": rows, "grad": rows}, one row per case (each cell of `cells` at each of SHAPES,
+    cell by cell): case, rnnlab_ms, reference_ms, gflops (achieved by rnnlab), peak_gflops
+    (matmul_rates()).
 
     Per case, the four functions (2 sides x 2 parts) get 2 untimed calls each (the first
     compiles: 10-20 s for rnnlab's unrolled T=100 loops), then min(5, repeats) alternating
     rounds of one untimed and repeats // rounds timed calls each; median of the round medians.
     """
-    rates = rates or matmul_rates()
+    rates = rates or matmul_rates(cells)
     rows = {part: [] for part in PARTS}
-    for name, B, T, D, H, n_out, loss in CASES:
-        times = interleaved_median_ms(lstm_steps(B, T, D, H, n_out, loss), repeats,
-                                      rounds=min(5, repeats), warmup=2, round_warmup=1)
-        for part in PARTS:
-            ms, ref = times[f"rnnlab {part}"], times[f"keras {part}"]
-            rows[part].append({"case": name, "rnnlab_ms": ms, "reference_ms": ref,
-                               "gflops": gflop_rate(step_flops(B, T, D, H, n_out), ms),
-                               "peak_gflops": rates[name]})
+    for cell in cells:
+        for name, B, T, D, H, n_out, loss in cases(cell):
+            times = interleaved_median_ms(cell_steps(cell, B, T, D, H, n_out, loss), repeats,
+                                          rounds=min(5, repeats), warmup=2, round_warmup=1)
+            flops = step_flops(B, T, D, H, n_out, CELLS[cell].blocks)
+            for part in PARTS:
+                ms, ref = times[f"rnnlab {part}"], times[f"keras {part}"]
+                rows[part].append({"case": name, "rnnlab_ms": ms, "reference_ms": ref,
+                                   "gflops": gflop_rate(flops, ms), "peak_gflops": rates[name]})
     return rows
 
 
@@ -202,8 +242,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--no-tta", action="store_true", help="skip time_to_accuracy")
+    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(CELLS),
+                        help="the cells to compare (default: all)")
     args = parser.parse_args(argv)
-    for part, rows in run_cases(args.repeats).items():
+    for part, rows in run_cases(args.repeats, cells=args.cells).items():
         for row in rows:
             print(f"{part:5s} {row['case']:35s} rnnlab {row['rnnlab_ms']:8.2f} ms   keras "
                   f"{row['reference_ms']:8.2f} ms   speed-up "

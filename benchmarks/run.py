@@ -1,8 +1,8 @@
 """`make bench`: rnnlab's training steps against the Keras reference on the same shapes.
 
-Prints, in one run: the training-step table (numpy RNN and LSTM against Keras, with achieved
-GFLOP/s against this machine's matmul rate at the same shapes), the same LSTM comparison for
-forward + backward alone, the LSTM core's layout variants (bench_lstm_choices), the
+Prints, in one run: the training-step table (numpy RNN, LSTM and GRU against Keras, with achieved
+GFLOP/s against this machine's matmul rate at the same shapes), the same LSTM and GRU comparison
+for forward + backward alone, the LSTM core's layout variants (bench_lstm_choices), the
 cost-against-size sweep (bench_sizes), time to accuracy, where a queued sweep experiment's time
 goes (sweep_overhead), the machine and the commands. Writes it all to benchmarks/RESULTS.md
 above the "<!-- notes -->" marker, keeping the notes below it. Numbers, not a test: nothing
@@ -47,25 +47,28 @@ def step_caption(repeats: int) -> str:
     return (
         "Training step = forward, backward, global-norm clipping (5.0), Adam update (lr 1e-3); "
         "float32. numpy RNN (one BLAS thread; rnnlab's numpy Adam, Keras's algorithm and "
-        "defaults) against keras.layers.SimpleRNN(relu) + Dense; MyLSTMCell + linear layer "
-        "(rnnlab.tf_rnn.train.get_train_step, one XLA-compiled step) against "
-        "keras.layers.LSTM + Dense; every TensorFlow side with keras.optimizers.Adam(1e-3) and "
+        "defaults) against keras.layers.SimpleRNN(relu) + Dense; MyLSTMCell and MyGRUCell + "
+        "linear layer (rnnlab.tf_rnn.train.get_train_step, one XLA-compiled step) against "
+        "keras.layers.LSTM and keras.layers.GRU (reset_after=True, its default) + Dense, at the "
+        "same two shapes; every TensorFlow side with keras.optimizers.Adam(1e-3) and "
         "tf.clip_by_global_norm, the Keras ones in a plain tf.function. Each row: the two "
         "sides timed in alternating rounds, median of the round medians. numpy rows: 3 untimed "
         f"calls per "
-        f"side, then {repeats} rounds of one timed call each. LSTM rows: 2 untimed calls per "
-        f"function (the first compiles), then {rounds} rounds of one untimed and "
+        f"side, then {repeats} rounds of one timed call each. LSTM and GRU rows: 2 untimed calls "
+        f"per function (the first compiles), then {rounds} rounds of one untimed and "
         f"{max(1, repeats // rounds)} timed calls each, interleaved with the forward + backward "
         "functions of the next table. rnnlab GFLOP/s = matmul FLOPs of the step / median time; "
         "matmul GFLOP/s = numpy's rate at the case's recurrent product ((B,H)@(H,H) on one "
-        "thread for the numpy RNN, (B,H)@(H,4H) for the LSTM), measured before TensorFlow runs.")
+        "thread for the numpy RNN, (B,H)@(H,4H) for the LSTM, (B,H)@(H,3H) for the GRU), "
+        "measured before TensorFlow runs.")
 
 
 GRAD_CAPTION = (
-    "Forward + backward alone (the LSTM rows above without clipping and update): the loss and "
-    "its gradients with respect to all weights, rnnlab in one XLA-compiled tf.function, Keras "
-    "in a plain tf.function; timed in the same alternating rounds as the training steps. The "
-    "matmul FLOPs are those of the training step, so the fractions compare directly.")
+    "Forward + backward alone (the LSTM and GRU rows above without clipping and update): the "
+    "loss and its gradients with respect to all weights, rnnlab in one XLA-compiled "
+    "tf.function, Keras in a plain tf.function; timed in the same alternating rounds as the "
+    "training steps. The matmul FLOPs are those of the training step, so the fractions compare "
+    "directly.")
 
 
 SPLIT_CAPTION = (
@@ -97,7 +100,7 @@ def commands() -> str:
     ran = " ".join(["benchmarks/run.py", *sys.argv[1:]])
     return (f"Commands: `.venv/bin/python {ran}` (`make bench` runs it without options); parts "
             "alone: `benchmarks/bench_numpy.py [--repeats N] [--time-to-accuracy]`, "
-            "`benchmarks/bench_tf.py [--repeats N] [--no-tta]`, "
+            "`benchmarks/bench_tf.py [--repeats N] [--no-tta] [--cells lstm gru]`, "
             "`benchmarks/bench_sizes.py [--quick] [--no-verify]`, "
             "`benchmarks/bench_lstm_choices.py`, `benchmarks/sweep_overhead.py`; "
             "one machine against two shards: `benchmarks/sweep_shards.py [--quick]`.")
@@ -127,14 +130,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     started, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_average()
     # numpy's matmul rates before TensorFlow runs (its idle threads slow numpy down)
-    numpy_rates, lstm_rates = bench_numpy.matmul_rates(), bench_tf.matmul_rates()
+    numpy_rates, tf_rates = bench_numpy.matmul_rates(), bench_tf.matmul_rates()
     split_rows = bench_numpy.split_threshold_rows(args.repeats)
     numpy_rows = bench_numpy.run_cases(args.repeats, numpy_rates)
-    lstm_rows = bench_tf.run_cases(args.repeats, lstm_rates)
+    tf_rows = bench_tf.run_cases(args.repeats, tf_rates)
     report = [f"Run: {started}; load average at start {load}",
               f"Machine: {machine()}", commands(), "",
-              step_caption(args.repeats), "", speed_table(numpy_rows + lstm_rows["train"]), "",
-              GRAD_CAPTION, "", speed_table(lstm_rows["grad"]), "", SPLIT_CAPTION, "",
+              step_caption(args.repeats), "", speed_table(numpy_rows + tf_rows["train"]), "",
+              GRAD_CAPTION, "", speed_table(tf_rows["grad"]), "", SPLIT_CAPTION, "",
               markdown_table(["case", "default ms", "always split ms", "never split ms"],
                              split_rows)]
     if not args.skip_choices:

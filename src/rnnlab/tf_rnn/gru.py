@@ -47,15 +47,22 @@ def forward_step(xw_t, state_tm1, fw):
 
 def backward_step(dh, carry, cache, state_tm1, state_t, consts):
     """BPTT through one step (module docstring). dh (B, H): the gradient reaching h_t through
-    the output and the next step's recurrent matmul; carry (dh_direct,) (B, H): z_{t+1} dh_{t+1}.
+    the output and the next step's recurrent matmul; carry (dh_direct,) (B, H): z_{t+1} dh_{t+1};
+    consts (identity,): the (H, H) identity matrix.
     Returns ((dz_in, dz_rec) (B, 3H) each, (dh_t z_t,))."""
-    (dh_direct,), (zr, h_hat, hr_h), (h_tm1,) = carry, cache, state_tm1
-    dh = dh + dh_direct
+    (dh_direct,), (zr, h_hat, hr_h), (h_tm1,), (identity,) = carry, cache, state_tm1, consts
+    # The total gradient of h_t, through a matmul with the identity (exact): XLA never fuses a
+    # matmul into another kernel, so this keeps the element-wise carry recurrence
+    # dh_{t-1} = ... + z_t dh_t from being fused across the unrolled steps and recomputed for
+    # every step (O(T^2) work). Otherwise only a concatenation XLA will not fuse stops it: in
+    # this XLA one along the minor dimension at least 128 wide, so [dh, dh, dh] below did at
+    # 3H >= 128 but not at the bench's memory shape (H = 32; forward + backward 8.3 ms without
+    # the matmul, 6.3 ms with it; at the sine shape, H = 64, T = 100, within the noise).
+    dh = tf.matmul(dh + dh_direct, identity)
     z, r = tf.split(zr, 2, axis=1)
     # Written as "factors (from the cache alone) times [dh, dh, dh]", as lstm.backward_step
-    # is, and for the same reason: with dh inside the products, XLA fuses the element-wise
-    # carry recurrence of the unrolled loop across steps and recomputes it for every step
-    # (T = 100: 78 ms instead of 12 ms per gradient, 100 s instead of 13 s to compile).
+    # is: with dh inside the products (and no matmul above), the fusion across steps cost
+    # 78 ms instead of 9 ms per gradient at T = 100 and 100 s instead of 19 s to compile.
     d_hat = (1.0 - z) * (1.0 - h_hat * h_hat)           # d h_t / d (h^'s pre-activation)
     # z and r's sigmoid derivatives as one (B, 2H) product, like their forward op
     p_zr = tf.concat([h_tm1 - h_hat, d_hat * hr_h], axis=1) * zr * (1.0 - zr)
@@ -68,7 +75,8 @@ def backward_step(dh, carry, cache, state_tm1, state_t, consts):
 GRU = Recurrence(
     name="gru", n_cached=3, shares_pre_activation=False,
     prepare_weights=lambda w: w, project_inputs=project_inputs, forward_step=forward_step,
-    backward_constants=lambda rk: (), backward_step=backward_step,
+    backward_constants=lambda rk: (tf.eye(rk.shape[0], dtype=rk.dtype),),
+    backward_step=backward_step,
     initial_carry=lambda d_final_extras, dh_last: (tf.zeros_like(dh_last),),
     state0_gradients=lambda dh_rec, carry: (dh_rec + carry[0],),
     direct_path=lambda cache: tf.split(cache[0], 2, axis=-1)[0],  # z_t: h_t = z h_tm1 + ...
