@@ -184,9 +184,7 @@ QUICK_TINY = """
 import sys
 from rnnlab import cli
 from rnnlab.workflows import capacity
-for cell in ("rnn", "irnn"):
-    del capacity.CELLS[cell]
-capacity.QUICK.update(delays=[0], seeds=[0], overrides={
+capacity.QUICK.update(cells=["lstm"], delays=[0], seeds=[0], overrides={
     "memory_task.n_train": 64, "memory_task.n_test": 32, "memory_task.to_remember_len": 2,
     "tf_model.lstm_hidden": 4, "tf_memory.epochs": 1, "tf_memory.batch_size": 8})
 sys.exit(cli.main(["capacity", "--quick", "--jobs", "1"]))
@@ -200,7 +198,7 @@ def test_a_quick_sweep_leaves_the_committed_summaries_alone(built_copy):
     project = built_copy
     proc = project.run(str(VENV_BIN / "python"), "-c", QUICK_TINY, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "wrote reports/capacity-quick/ (not the committed study" in proc.stdout, proc.stdout
+    assert "wrote reports/capacity-quick/ (not a committed study" in proc.stdout, proc.stdout
     summary = json.loads((project.root / "reports/capacity-quick/summary.json").read_text())
     assert summary["grid"]["name"] == "quick" and summary["grid"]["committed_study"] is False
     assert summary["lstm"]["b0"]["n_runs"] == 1

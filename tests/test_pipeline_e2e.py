@@ -43,7 +43,7 @@ def test_repro_again_does_nothing(built_project):
 
 @pytest.mark.parametrize("change, expected", [
     ({"numpy_rnn__hidden": 9}, {"check_params", "train_numpy_rnn", "gradient_flow_copy"}),
-    ({"tf_model__seed": 5}, {"check_params", "train_sine", "train_memory",
+    ({"tf_model__seed": 5}, {"check_params", "train_sine", "train_memory", "train_adding",
                                     "gradient_flow_memory"}),
     ({"sine_task__n_train": 70}, {"check_params", "data@sine", "train_sine"}),
 ], ids=["numpy", "tf", "sine-data"])
@@ -69,8 +69,9 @@ def test_metrics_hold_the_promised_keys(built_project):
     metrics = next(iter(shown.values()))["data"]
     flat = {f"{task}.{key}": value for path, entry in metrics.items()
             for task, values in entry["data"].items() for key, value in values.items()}
-    assert sorted(flat) == ["copy.accuracy", "gradcheck.max_rel_error", "memory.accuracy",
-                            "sine.free_mse", "sine.step_mse"]
+    assert sorted(flat) == ["adding.mse", "adding.solved", "copy.accuracy",
+                            "gradcheck.max_rel_error", "memory.accuracy", "sine.free_mse",
+                            "sine.step_mse"]
     results = json.loads((root / "results/sine.json").read_text())
     assert flat["sine.free_mse"] == results["test_mse_free_running"]
     table = built_project.dvc("metrics", "show").stdout.splitlines()
@@ -82,7 +83,7 @@ def test_plots_show_lists_every_declared_chart_with_data(built_project):
     data = rendered.get("data", rendered)
     declared = yaml.safe_load((built_project.root / "dvc.yaml").read_text())["plots"]
     names = [next(iter(p)) if isinstance(p, dict) else p for p in declared]
-    assert len(names) == 17 and set(names) <= set(data), set(names) - set(data)
+    assert len(names) == 18 and set(names) <= set(data), set(names) - set(data)
     for name in names:
         assert data[name], f"plot {name!r} is empty"
         for entry in data[name]:
@@ -94,7 +95,7 @@ def test_plots_show_lists_every_declared_chart_with_data(built_project):
     # one point per logged window: here one per step (64 sequences in batches of 8)
     assert [row["step"] for row in loss] == [str(step) for step in range(1, 9)]
     vega = [name for name in names if data[name][0].get("type") == "vega"]
-    assert len(vega) == 13  # and 4 PNGs
+    assert len(vega) == 14  # and 4 PNGs
     # Gradient flow and gates: a point for every time step (T = 2L+1 = 7 copy, 2L+B+1 = 6 memory)
     for name, steps in (("Gradient flow, numpy RNN (copy task) - log10 of mean ||dL/dh_t||", 7),
                         ("Gradient flow, TF cell (memory task) - log10 of mean ||dL/dh_t||", 6),
@@ -114,7 +115,7 @@ def test_plain_dvc_plots_show_makes_a_page_that_needs_no_network(built_project):
         page = (project.root / "offline_page/index.html").read_text()
         assert "<script src" not in page and "cdn." not in page.lower()
         body = page.split("<body>", 1)[1]  # (the inlined bundle has such strings too)
-        assert body.count("vegaEmbed(") == 13 and body.count("<img") == 4
+        assert body.count("vegaEmbed(") == 14 and body.count("<img") == 4
         assert "vegaLite" in page  # the bundle itself
     finally:
         project.dvc("config", "--local", "--unset", "plots.html_template", check=False)
