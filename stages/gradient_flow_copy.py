@@ -21,12 +21,13 @@ def main() -> str:
     test = read_dataset("copy_task", "test", task)
     trained = rebuild(MODEL, arrays, meta, lambda a, m: RNNClassifier.from_state_dict(a))
     initial = RNNClassifier(task["vocab_size"], p["hidden"], p["init"], rng=p["seed"])
-    L = task["to_remember_len"]
-    recall = slice(L + 1, 2 * L + 1)  # the positions after the delimiter
-    mask = [recall.start <= t < recall.stop for t in range(2 * L + 1)]
+    L, B = task["to_remember_len"], task.get("blank_separation_len", 0)  # older models: B = 0
+    delimiter = L + B
+    recall = slice(delimiter + 1, delimiter + 1 + L)  # the positions after the delimiter
+    mask = [recall.start <= t < recall.stop for t in range(2 * L + B + 1)]
     norms = {name: gradient_norms(model, test["inputs"], test["targets"], mask)
              for name, model in (("init", initial), ("trained", trained))}
-    shrink = save_gradient_flow("copy", norms, first_recall=recall.start, delimiter=L,
+    shrink = save_gradient_flow("copy", norms, first_recall=recall.start, delimiter=delimiter,
                                 last_symbol=L - 1)
     return (f"||dL/dh_t|| shrinks {shrink['trained']['shrink_to_first_symbol']:.3g}x from the "
             f"delimiter back to the first symbol after training "

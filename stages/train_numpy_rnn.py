@@ -16,7 +16,8 @@ def main() -> str:
     with phase("data"):
         train, test = (read_dataset("copy_task", split, as_dict(task))
                        for split in ("train", "test"))
-    recall_start = task.to_remember_len + 1  # only the L positions after the delimiter count
+    # only the L positions after the delimiter count
+    recall_start = task.to_remember_len + task.blank_separation_len + 1
     model = RNNClassifier(task.vocab_size, p.hidden, p.init, rng=p.seed)
     with LiveLog("numpy_rnn_copy") as live:
         with phase("train"):  # periodic test metrics included
@@ -36,7 +37,8 @@ def main() -> str:
                      meta={"params": {"copy_task": as_dict(task), "numpy_rnn": as_dict(p)}},
                      results=results, accuracy_by_position=result["accuracy_by_position"])
     return (f"numpy RNN ({p.init} init) test accuracy {results['test_accuracy']:.3f} on the copy "
-            f"task, L={task.to_remember_len} ({model.n_params} params)")
+            f"task, L={task.to_remember_len}, B={task.blank_separation_len} "
+            f"({model.n_params} params)")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,20 @@ def test_copy_task_layout_matches_the_sheet():
     assert np.array_equal(targets[:, 14:], symbols)  # then the symbols, in order
 
 
+def test_long_copy_task_layout_is_arjovskys_with_the_delimiter_echoed():
+    T = 100  # Arjovsky et al.: 10 symbols, T - 1 blanks, delimiter, 10 blanks: T + 20 steps
+    inputs, targets = data.copy_task(30, 10, 8, np.random.default_rng(0), blank_separation_len=T - 1)
+    assert inputs.shape == targets.shape == (30, T + 20)
+    symbols = inputs[:, :10]
+    assert np.all(inputs[:, 10:T + 9] == 9) and np.all(inputs[:, T + 9] == 8)
+    assert np.all(inputs[:, T + 10:] == 9)
+    assert np.all(targets[:, :T + 9] == 9) and np.all(targets[:, T + 9] == 8)
+    assert np.array_equal(targets[:, T + 10:], symbols)
+    # the same draws as the sheet's layout: B changes where the symbols go, not which
+    sheet, _ = data.copy_task(30, 10, 8, np.random.default_rng(0))
+    assert np.array_equal(sheet[:, :10], symbols)
+
+
 def test_memory_task_layout_matches_the_sheet():
     L, B = 8, 5
     inputs, targets = data.memory_task(40, L, B, 8, np.random.default_rng(1))

@@ -170,7 +170,7 @@ def test_runs_left_by_a_killed_workflow_are_stopped_and_others_left_alone(tmp_pa
     runs = tmp_path / queue.STATE / "runs"
     runs.mkdir(parents=True)
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--temp"],
-                              start_new_session=True)
+                              start_new_session=True, preexec_fn=queue.default_sigint)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                              start_new_session=True)
     dead_owner = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

@@ -31,7 +31,8 @@ def _split_size(params: dict[str, Any], split: str) -> int:
 
 def _make_copy(params, split, rng):
     inputs, targets = sequences.copy_task(_split_size(params, split), params["to_remember_len"],
-                                     params["vocab_size"] - 2, rng)
+                                          params["vocab_size"] - 2, rng,
+                                          params["blank_separation_len"])
     return {"inputs": inputs, "targets": targets}
 
 

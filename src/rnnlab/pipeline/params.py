@@ -169,10 +169,12 @@ class ExplodingGradients:
 
 @dataclass(frozen=True)
 class CopyTask:
-    """Question 1e: s_1..s_L # blank x L  ->  blank x L # s_1..s_L."""
+    """Question 1e: s_1..s_L, blank x B, #, blank x L  ->  blank x (L+B), #, s_1..s_L (the
+    sheet's task at B = 0; Arjovsky et al.'s long copy task at L = 10, B = T - 1)."""
     seed: int = seed_key()
     vocab_size: int = vocab_key()
     to_remember_len: int = count()
+    blank_separation_len: int = count(0)
     n_train: int = count()
     n_test: int = count()
 

@@ -13,26 +13,31 @@ import numpy as np
 # Part 2 (TF memory task) swaps the two special symbols: blank first, then delimiter.
 
 
-def copy_task(n: int, to_remember_len: int, n_symbols: int, rng: np.random.Generator):
-    """The sheet's memorisation task (question 1e).
+def copy_task(n: int, to_remember_len: int, n_symbols: int, rng: np.random.Generator,
+              blank_separation_len: int = 0):
+    """The sheet's memorisation task (question 1e), and with B > 0 blanks between the symbols
+    and the delimiter the long copy task (Arjovsky, Shah & Bengio 2016: L = 10, B = T - 1).
 
-    input  = s_1..s_L, DELIM, BLANK x L
-    target = BLANK x L, DELIM, s_1..s_L
-    with DELIM = n_symbols and BLANK = n_symbols + 1 (8 and 9 for the default 8 symbols).
+    input  = s_1..s_L, BLANK x B, DELIM, BLANK x L
+    target = BLANK x (L+B), DELIM, s_1..s_L
+    with DELIM = n_symbols and BLANK = n_symbols + 1 (8 and 9 for the default 8 symbols). The
+    target echoes the delimiter (the sheet's layout; Arjovsky et al. ask for a blank there):
+    either is read off the current input, so the memoryless loss L ln(n_symbols) / (2L+B+1)
+    is the same.
 
     Returns:
-        inputs: (n, 2L+1) uint8 class ids.
-        targets: (n, 2L+1) uint8 class ids.
+        inputs: (n, 2L+B+1) uint8 class ids.
+        targets: (n, 2L+B+1) uint8 class ids.
     """
-    L = to_remember_len
+    L, B = to_remember_len, blank_separation_len
     delim, blank = n_symbols, n_symbols + 1
     symbols = rng.integers(0, n_symbols, size=(n, L), dtype=np.uint8)
-    inputs = np.full((n, 2 * L + 1), blank, dtype=np.uint8)
-    targets = np.full((n, 2 * L + 1), blank, dtype=np.uint8)
+    inputs = np.full((n, 2 * L + B + 1), blank, dtype=np.uint8)
+    targets = np.full((n, 2 * L + B + 1), blank, dtype=np.uint8)
     inputs[:, :L] = symbols
-    inputs[:, L] = delim
-    targets[:, L] = delim
-    targets[:, L + 1:] = symbols
+    inputs[:, L + B] = delim
+    targets[:, L + B] = delim
+    targets[:, L + B + 1:] = symbols
     return inputs, targets
 
 

@@ -197,16 +197,25 @@ def launch(run: Run, command: Callable[[Run], list[str]] = temp_command) -> Acti
     """Start one run in a session of its own and record its process group in STATE.
 
     Its own session: Ctrl-C in a terminal reaches the workflow alone, which then stops each
-    run in an order DVC survives (stop_runs), instead of every process at once."""
+    run in an order DVC survives (stop_runs), instead of every process at once. SIGINT back
+    to its default in the run: a workflow started with SIGINT ignored (nohup, a CI runner)
+    would pass that on, and its runs could then only be killed (stop_groups' SIGKILL after
+    STOP_SECONDS), leaving DVC's temporary copies behind."""
     (STATE / "logs").mkdir(parents=True, exist_ok=True)
     log, before = STATE / "logs" / f"{run.name}.log", temp_dirs()
     with log.open("w") as out:
         proc = subprocess.Popen(command(run), stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, env=environment(),
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=default_sigint)
     (STATE / "runs").mkdir(parents=True, exist_ok=True)
     (STATE / "runs" / str(proc.pid)).write_text(f"{os.getpid()} {run.name}")
     return Active(run, proc, log, before)
+
+
+def default_sigint() -> None:
+    """In a child before it starts: SIGINT as a new process has it (Python then raises
+    KeyboardInterrupt on it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_started(a: Active, seconds: float = START_SECONDS) -> None:
