@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SEEDS    ?= 3
 
-.PHONY: setup lock lint repro test test-fast bench compare plots capacity ablation deps clean-venv
+.PHONY: setup lock lint repro test test-fast bench compare plots capacity ablation papers deps clean-venv
 
 setup: $(STAMP) $(TEMPLATE)
 
@@ -77,6 +77,9 @@ capacity: setup
 
 ablation: setup
 	$(BIN)/rnnlab ablation --jobs $(JOBS)
+
+papers: setup
+	$(BIN)/rnnlab papers --jobs $(JOBS)
 
 deps: setup
 	$(BIN)/rnnlab deps

@@ -14,30 +14,39 @@ def main() -> str:
 
         train, test = (read_dataset("adding", split, as_dict(task)) for split in ("train", "test"))
     with phase("import"):
-        from rnnlab.pipeline.runs import LiveLog, checkpoint_every, save_run
+        from rnnlab.pipeline.runs import LiveLog, save_run
         from rnnlab.tf_rnn._tf import set_determinism
         from rnnlab.tf_rnn.losses import ADDING_LOSS
         from rnnlab.tf_rnn.model import make_model, model_description
-        from rnnlab.tf_rnn.tasks import evaluate_adding
+        from rnnlab.tf_rnn.tasks import CRITERION_MSE, CRITERION_SEQUENCES, evaluate_adding
         from rnnlab.tf_rnn.train import train as train_model
 
     set_determinism(m.seed)
     model = make_model(m.cell, 2, 1, **m.model_options())
+    # Test metrics every CRITERION_SEQUENCES training sequences: when the test MSE first goes
+    # below CRITERION_MSE is Hochreiter & Schmidhuber's count, to that resolution.
+    every = max(1, CRITERION_SEQUENCES // t.batch_size)
+    reached = {}
     with LiveLog("adding") as live:
+        def checkpoint(step: int) -> bool:
+            result = evaluate_adding(model, test["inputs"], test["targets"])
+            if result["test_mse"] < CRITERION_MSE:
+                reached.setdefault("sequences", step * t.batch_size)
+            live.log(step, test_mse=result["test_mse"], solved_fraction=result["solved_fraction"])
+            return False
+
         with phase("train"):  # periodic test metrics included
             history = train_model(
                 model, ADDING_LOSS, train["inputs"], train["targets"], epochs=t.epochs,
                 batch_size=t.batch_size, learning_rate=t.learning_rate, optimizer=m.optimizer,
                 clip_norm=m.clip_norm, seed=m.seed, desc=f"adding/{m.cell}",
-                on_window=live.log_train_loss,
-                checkpoint_every=checkpoint_every(t.epochs * (task.n_train // t.batch_size)),
-                on_checkpoint=live.checkpoint_hook(lambda: {
-                    "test_mse": evaluate_adding(model, test["inputs"], test["targets"])[
-                        "test_mse"]}))
+                on_window=live.log_train_loss, checkpoint_every=every, on_checkpoint=checkpoint)
         add_phase("of which first step (compile)", history["first_step_seconds"])
         with phase("evaluate"):
             result = evaluate_adding(model, test["inputs"], test["targets"])
-        results = {**result, "train_loss_final": history["loss"][-1],
+        results = {**result, "criterion_mse": CRITERION_MSE,
+                   "sequences_to_criterion": reached.get("sequences"),
+                   "train_loss_final": history["loss"][-1],
                    "n_params": model.n_params, "hidden": model.cell.n_hidden}
         with phase("write"):
             save_run("adding", weights=model.get_weights(),

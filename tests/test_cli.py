@@ -73,10 +73,10 @@ def test_every_option_has_help():
 
 @pytest.mark.parametrize("argv, line", [
     (["nosuch"], "rnnlab: error: unknown command 'nosuch' (commands: compare, capacity, "
-                 "ablation, bench, deps, plots-template)"),
+                 "ablation, papers, bench, deps, plots-template)"),
     (["capacty"], "rnnlab: error: unknown command 'capacty'; did you mean 'capacity'? "
-                  "(commands: compare, capacity, ablation, bench, deps, plots-template)"),
-    ([], "rnnlab: error: a command is needed: compare, capacity, ablation, bench, deps, "
+                  "(commands: compare, capacity, ablation, papers, bench, deps, plots-template)"),
+    ([], "rnnlab: error: a command is needed: compare, capacity, ablation, papers, bench, deps, "
          "plots-template (rnnlab --help says more)"),
 ])
 def test_no_known_command_is_one_line_and_exit_2(argv, line, capsys):

@@ -3,6 +3,7 @@
     rnnlab compare [--seeds N] [--jobs N] [--only NAME ...]     rnnlab.workflows.compare
     rnnlab capacity [--jobs N] [--quick] [--shard K/N] ...       rnnlab.workflows.capacity
     rnnlab ablation [--jobs N] [--shard K/N] ...                 the same, its ablation grid
+    rnnlab papers [--jobs N] [--shard K/N] ...                   rnnlab.workflows.papers
     rnnlab bench [run.py's options]                              benchmarks/run.py
     rnnlab deps [code_deps's options]                            rnnlab.pipeline.code_deps
     rnnlab plots-template                                        rnnlab.workflows.plots_template
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from rnnlab.workflows import capacity, compare
+from rnnlab.workflows import capacity, compare, papers
 
 BENCH_SCRIPT = Path("benchmarks/run.py")
 FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -75,6 +76,10 @@ def run_capacity(args: argparse.Namespace) -> int:
     return capacity.run(args)
 
 
+def run_papers(args: argparse.Namespace) -> int:
+    return papers.run(args)
+
+
 def run_bench(options: list[str]) -> int:
     """benchmarks/run.py of the checkout here, with this interpreter and the venv first on
     PATH (its sweep part queues DVC experiments, whose workers start `dvc` by name)."""
@@ -111,6 +116,7 @@ COMMANDS: dict[str, Command] = {
     "capacity": (capacity.HELP, capacity.DESCRIPTION, capacity.add_arguments, run_capacity),
     "ablation": (capacity.ABLATION_HELP, capacity.ABLATION_DESCRIPTION,
                  capacity.add_ablation_arguments, run_capacity),
+    "papers": (papers.HELP, papers.DESCRIPTION, papers.add_arguments, run_papers),
     "bench": (BENCH_HELP, BENCH_DESCRIPTION, None, run_bench),
     "deps": (DEPS_HELP, DEPS_DESCRIPTION, None, run_deps),
     "plots-template": (PLOTS_TEMPLATE_HELP, PLOTS_TEMPLATE_DESCRIPTION, None, run_plots_template),

@@ -36,7 +36,8 @@ def test_copy_task_layout_matches_the_sheet():
 
 def test_long_copy_task_layout_is_arjovskys_with_the_delimiter_echoed():
     T = 100  # Arjovsky et al.: 10 symbols, T - 1 blanks, delimiter, 10 blanks: T + 20 steps
-    inputs, targets = data.copy_task(30, 10, 8, np.random.default_rng(0), blank_separation_len=T - 1)
+    inputs, targets = data.copy_task(30, 10, 8, np.random.default_rng(0),
+                                     blank_separation_len=T - 1)
     assert inputs.shape == targets.shape == (30, T + 20)
     symbols = inputs[:, :10]
     assert np.all(inputs[:, 10:T + 9] == 9) and np.all(inputs[:, T + 9] == 8)

@@ -21,12 +21,14 @@ def _full_grid():
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_shards_partition_the_grid_deterministically_and_balance_cost(n):
     runs = _full_grid()
-    slices = [capacity.shard(runs, k, n, 8) for k in range(1, n + 1)]
+    cost = lambda run: capacity.expected_cost(run, 8)  # noqa: E731
+    slices = [capacity.shard(runs, k, n, cost) for k in range(1, n + 1)]
     names = [run.name for part in slices for run in part]
     assert sorted(names) == sorted(run.name for run in runs)  # each point exactly once
-    assert slices == [capacity.shard(list(reversed(runs)), k, n, 8) for k in range(1, n + 1)] or \
+    reverse = list(reversed(runs))
+    assert slices == [capacity.shard(reverse, k, n, cost) for k in range(1, n + 1)] or \
         [sorted(r.name for r in s) for s in slices] == [
-            sorted(r.name for r in capacity.shard(list(reversed(runs)), k, n, 8))
+            sorted(r.name for r in capacity.shard(list(reversed(runs)), k, n, cost))
             for k in range(1, n + 1)]  # the same split whatever order the grid is listed in
     costs = [sum(capacity.expected_cost(r, 8) for r in part) for part in slices]
     longest = max(capacity.expected_cost(r, 8) for r in runs)

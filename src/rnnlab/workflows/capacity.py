@@ -34,6 +34,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,13 +163,14 @@ def expected_cost(run: Run, to_remember_len: int) -> float:
     return (2 * to_remember_len + delay + 1) * CELL_COST[cell]
 
 
-def shard(runs: list[Run], k: int, n: int, to_remember_len: int) -> list[Run]:
-    """The runs of shard k of n (1-based): longest-processing-time-first onto the least-loaded
-    shard, ties broken by name and shard number, so every machine computes the same split."""
+def shard(runs: list[Run], k: int, n: int, cost: Callable[[Run], float]) -> list[Run]:
+    """The runs of shard k of n (1-based): longest-processing-time-first (by `cost`) onto the
+    least-loaded shard, ties broken by name and shard number, so every machine computes the
+    same split."""
     loads, owner = [0.0] * n, {}
-    for run in sorted(runs, key=lambda r: (-expected_cost(r, to_remember_len), r.name)):
+    for run in sorted(runs, key=lambda r: (-cost(r), r.name)):
         i = min(range(n), key=lambda j: (loads[j], j))
-        loads[i] += expected_cost(run, to_remember_len)
+        loads[i] += cost(run)
         owner[run.name] = i + 1
     return [run for run in runs if owner[run.name] == k]
 
@@ -440,16 +442,22 @@ def add_arguments(parser: argparse.ArgumentParser, study: str = "capacity") -> N
                         help=f"experiment names PREFIX-CELL-bB-sSEED (default {full['prefix']}"
                              + (f", --quick: {quick['prefix']}" if quick is not full else "")
                              + f"); another prefix writes reports/{study}-PREFIX/")
+    add_remote_arguments(parser)
+    parser.set_defaults(command_name=parser.prog)
+
+
+def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
+    """--shard, --push, --collect: a queued study over several machines."""
     parser.add_argument("--shard", type=parse_shard, metavar="K/N",
                         help="run only slice K of N of the grid (no summary: see --collect)")
     parser.add_argument("--push", metavar="REMOTE",
                         help="dvc exp push each finished experiment to this git remote")
     parser.add_argument("--collect", metavar="REMOTE",
                         help="pull the grid's experiments from this git remote and summarise")
-    parser.set_defaults(command_name=parser.prog)
 
 
-def _run_or_collect(args, runs: list[Run], to_remember_len: int) -> tuple[dict, dict] | None:
+def run_or_collect(args, runs: list[Run],
+                   cost: Callable[[Run], float]) -> tuple[dict, dict] | None:
     """Run this machine's runs (and push them), or collect them from a remote: ({name: exp
     data}, {name: why it has no result}); None when a shard is done (no summary)."""
     for remote in filter(None, (args.push, args.collect)):
@@ -461,7 +469,7 @@ def _run_or_collect(args, runs: list[Run], to_remember_len: int) -> tuple[dict, 
         for name, reason in problems.items():
             print(f"{args.study}: {name}: {reason}", file=sys.stderr)
         return results, problems
-    mine = shard(runs, *args.shard, to_remember_len) if args.shard else runs
+    mine = shard(runs, *args.shard, cost) if args.shard else runs
     results, failures, current = run_all(mine, args.jobs, args.study)
     for name, reason in failures.items():
         print(f"{args.study}: {name}: {reason}", file=sys.stderr)
@@ -493,13 +501,19 @@ def read_records(results: dict, problems: dict[str, str]) -> dict[str, dict]:
 def run(args: argparse.Namespace) -> int:
     """Run, shard or collect the grid and write its summary; the exit status. Errors end the
     process with one line."""
-    prog = getattr(args, "command_name", "capacity")
+    return run_study(args, lambda prog: capacity(args, choose_grid(args), prog))
+
+
+def run_study(args: argparse.Namespace, study: Callable[[str], int]) -> int:
+    """A queued study's command (capacity, ablation, papers): study(prog) with its option
+    conflicts refused and its errors, Ctrl-C included, ended with one line."""
+    prog = getattr(args, "command_name", args.study)
     if args.collect and (args.shard or args.push):
         print(f"{prog}: error: --collect runs nothing: use it without --shard and --push",
               file=sys.stderr)
         return 2
     try:
-        return capacity(args, choose_grid(args), prog)
+        return study(prog)
     except KeyboardInterrupt:
         sys.exit(f"{prog}: interrupted; the queue is stopped and this grid's queued runs removed")
     except subprocess.CalledProcessError as exc:
@@ -514,7 +528,7 @@ def capacity(args: argparse.Namespace, grid: Grid, prog: str) -> int:
     remember = grid.overrides.get("memory_task.to_remember_len",
                                   read_params()["memory_task"]["to_remember_len"])
     runs = grid.runs()
-    outcome = _run_or_collect(args, runs, remember)
+    outcome = run_or_collect(args, runs, lambda run: expected_cost(run, remember))
     if outcome is None:
         return 0
     results, problems = outcome
