@@ -61,7 +61,10 @@ def test_metrics_hold_the_promised_keys(built_project):
     keys = {"numpy_rnn_copy": {"test_accuracy", "test_loss", "train_loss_final", "n_params"},
             "memory": {"test_accuracy", "test_loss", "train_loss_final", "n_params", "hidden"},
             "sine": {"test_mse_one_step", "test_mse_free_running", "train_loss_final",
-                     "n_params", "hidden"}}
+                     "n_params", "hidden"},
+            "adding": {"test_mse", "solved_fraction", "baseline_mse", "baseline_mse_measured",
+                       "criterion_mse", "sequences_to_criterion", "train_loss_final",
+                       "n_params", "hidden"}}
     for name, expected in keys.items():
         assert set(json.loads((root / f"results/{name}.json").read_text())) == expected
     assert json.loads((root / "results/gradcheck.json").read_text())["max_rel_error"] <= 1e-6
