@@ -37,8 +37,8 @@ COPY_SYMBOLS, N_SYMBOLS = 10, 8  # Arjovsky et al.: 10 symbols from 8 categories
 
 def copy_baseline(seq_len: int) -> float:
     """Arjovsky et al.'s memoryless cross-entropy on the long copy task of length T (T + 20
-    steps): blanks and the delimiter predicted, each of the 10 symbols guessed among 8."""
-    return COPY_SYMBOLS * math.log(N_SYMBOLS) / (seq_len + 2 * COPY_SYMBOLS)
+    steps): the memory task's memoryless loss at L = 10, B = T - 1."""
+    return capacity.memoryless_loss(COPY_SYMBOLS, seq_len - 1, N_SYMBOLS)
 
 
 def _adding_length(T: int) -> dict:
