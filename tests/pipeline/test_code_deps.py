@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import REPO
+from helpers import REPO, VENV_BIN
 from rnnlab.pipeline import code_deps
+from rnnlab.pipeline.code_deps import FINGERPRINT_STAGE
 
 SRC = REPO / "src"
 
@@ -33,6 +36,16 @@ def test_the_committed_fingerprints_are_todays_code(monkeypatch):
             code_deps.fingerprint(script), script
     assert sorted(p.as_posix() for p in Path("data/code").glob("*.txt")) == \
         sorted(map(code_deps.fingerprint_path, scripts))
+
+
+def test_the_committed_dvc_lock_has_todays_code():
+    """dvc.lock's hashes of src/rnnlab and stages/ (code_fingerprints' deps) must be today's,
+    even for an edit no stage runs (a workflow module): otherwise a fresh clone's `make repro`
+    re-runs code_fingerprints and leaves dvc.lock modified (fix: `dvc repro code_fingerprints`,
+    then commit dvc.lock)."""
+    status = subprocess.run([str(VENV_BIN / "dvc"), "status", "--json", FINGERPRINT_STAGE],
+                            cwd=REPO, capture_output=True, text=True, check=True)
+    assert json.loads(status.stdout) == {}, status.stdout
 
 
 def test_wiring_mistakes_are_named_with_their_stage(monkeypatch):
