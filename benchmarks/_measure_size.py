@@ -2,8 +2,9 @@
 
     python benchmarks/_measure_size.py IMPL T H [--batch B] [--warmup N] [--repeats N] [--prime]
 
-IMPL is "numpy" (the numpy RNN, one-hot inputs V=10), "mylstm" (MyLSTMCell + linear layer)
-or "keras" (keras.layers.LSTM + Dense), the LSTMs with n_in = n_out = 10 and cross-entropy.
+IMPL is "numpy" (the numpy RNN, one-hot inputs V=10) or a TensorFlow one of TF_IMPLS: rnnlab's
+MyLSTMCell, MyGRUCell or ReLU BasicRNNCell + linear layer (XLA step), or keras.layers.LSTM or
+GRU + Dense (plain tf.function), all with n_in = n_out = 10 and cross-entropy.
 Prints one JSON line: the first call's seconds (tracing and compilation for TensorFlow), the
 median ms of the timed calls, and the memory the calls needed.
 
@@ -13,13 +14,14 @@ optimiser and data are built, and the kernel's peak-RSS counter is reset to it
 the warm-up and the timed calls, the peak (VmHWM) minus that RSS is the memory the training
 steps needed on top of the process: activations kept for BPTT, gradients and temporaries, and,
 for TensorFlow, what its first call needs to build the step (Keras: tracing the graph;
-MyLSTMCell: tracing, converting to XLA and loading the program from XLA's persistent cache).
+rnnlab's cells: tracing, converting to XLA and loading the program from XLA's persistent
+cache).
 It cannot be measured after the warm-up instead: TF's allocator keeps freed buffers resident
 for reuse, so later steps show no growth.
 
---prime only makes the first call (it compiles MyLSTMCell's step into XLA's persistent cache)
-and prints its seconds: bench_sizes primes MyLSTMCell first, so that the measuring process
-always loads the step from the cache and its memory never depends on what ran before.
+--prime only makes the first call (it compiles an rnnlab cell's step into XLA's persistent
+cache) and prints its seconds: bench_sizes primes rnnlab's cells first, so that the measuring
+process always loads the step from the cache and its memory never depends on what ran before.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from pathlib import Path
 from common import MIB, median_ms
 
 V = 10  # inputs and outputs (one-hot / classes) of every implementation
+# IMPL -> (bench_tf cell, side)
+TF_IMPLS = {"mylstm": ("lstm", "rnnlab"), "keraslstm": ("lstm", "keras"),
+            "mygru": ("gru", "rnnlab"), "kerasgru": ("gru", "keras"),
+            "myrnn": ("rnn", "rnnlab")}
 
 
 def build_step(impl: str, B: int, T: int, H: int):
@@ -42,10 +48,10 @@ def build_step(impl: str, B: int, T: int, H: int):
         from bench_numpy import numpy_step
 
         return numpy_step(B, T, V, H)
-    from bench_tf import lstm_steps
+    from bench_tf import cell_steps
 
-    side = {"mylstm": "rnnlab", "keras": "keras"}[impl]
-    return lstm_steps(B, T, V, H, V, "ce", sides=(side,), parts=("train",))[f"{side} train"]
+    cell, side = TF_IMPLS[impl]
+    return cell_steps(cell, B, T, V, H, V, "ce", sides=(side,), parts=("train",))[f"{side} train"]
 
 
 def _status_bytes(field: str) -> int:
@@ -82,7 +88,7 @@ def measure(impl: str, B: int, T: int, H: int, warmup: int, repeats: int) -> dic
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("impl", choices=("numpy", "mylstm", "keras"))
+    parser.add_argument("impl", choices=("numpy", *TF_IMPLS))
     parser.add_argument("T", type=int)
     parser.add_argument("H", type=int)
     parser.add_argument("--batch", type=int, default=32)

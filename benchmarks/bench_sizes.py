@@ -1,10 +1,13 @@
 """Cost against size: training-step time and memory against sequence length T and hidden size H.
 
-Three implementations, batch B = 32, one training step each (forward, backward, global-norm
-clipping at 5, Adam at 1e-3, float32):
+Every cell, batch B = 32, one training step each (forward, backward, global-norm clipping at 5,
+Adam at 1e-3, float32):
   numpy RNN    rnnlab's numpy RNN on one-hot inputs V = 10 (the copy task's layout);
-  MyLSTMCell   rnnlab's LSTM + linear layer (n_in = n_out = 10, cross-entropy), XLA step;
-  Keras LSTM   keras.layers.LSTM + Dense on the same shapes, plain tf.function.
+  MyLSTMCell, MyGRUCell, ReLU RNN (TF)
+               rnnlab's TensorFlow cells + linear layer (n_in = n_out = 10, cross-entropy),
+               XLA step;
+  Keras LSTM, Keras GRU
+               keras.layers.LSTM / GRU + Dense on the same shapes, plain tf.function.
 T in T_VALUES at H = 64, and H in H_VALUES at T = 100. Every configuration runs in a fresh
 process (_measure_size.py, which describes the memory measurement) with a time limit.
 
@@ -34,8 +37,11 @@ B = 32
 T_VALUES, T_SWEEP_H = (25, 50, 100, 250, 500, 1000), 64
 H_VALUES, H_SWEEP_T = (32, 64, 128, 256, 512), 100
 QUICK_T_VALUES, QUICK_H_VALUES = (25, 250, 500), (32, 64)
-IMPLS = {"numpy": "numpy RNN", "mylstm": "MyLSTMCell", "keras": "Keras LSTM"}
-PRIMED = ("mylstm",)  # compiled by a separate process first (see measure)
+IMPLS = {"numpy": "numpy RNN", "mylstm": "MyLSTMCell", "keraslstm": "Keras LSTM",
+         "mygru": "MyGRUCell", "kerasgru": "Keras GRU", "myrnn": "ReLU RNN (TF)"}
+PRIMED = ("mylstm", "mygru", "myrnn")  # XLA steps, compiled by a separate process first (measure)
+# One table per group, so that each stays readable: each rnnlab cell beside its reference.
+TABLE_GROUPS = (("numpy", "mylstm", "keraslstm"), ("mygru", "kerasgru", "myrnn"))
 WARMUP = 2            # untimed calls per configuration, the first (tracing, compilation) included
 TIMEOUT_S = 120       # per configuration; a configuration that does not finish shows "—"
 BUDGET_MIB = 2048.0   # 2 GiB
@@ -67,9 +73,9 @@ def _run_helper(args: list[str], timeout: float) -> dict | None:
 def measure(impl: str, T: int, H: int, warmup: int = WARMUP, repeats: int | None = None,
             timeout: float = TIMEOUT_S) -> dict | None:
     """_measure_size.py's result for one configuration (None if it failed or timed out).
-    MyLSTMCell is first compiled into XLA's persistent cache by a priming process, so the
-    measured process loads it, whatever ran before (its memory would otherwise include a
-    compilation or not, depending on the cache)."""
+    rnnlab's TensorFlow cells are first compiled into XLA's persistent cache by a priming
+    process, so the measured process loads the step, whatever ran before (its memory would
+    otherwise include a compilation or not, depending on the cache)."""
     args = [impl, str(T), str(H), "--batch", str(B)]
     if impl in PRIMED and _run_helper(args + ["--prime"], timeout) is None:
         return None
@@ -112,13 +118,14 @@ COLUMNS = {"ms": lambda r, T: r["ms"], "µs/step": lambda r, T: 1e3 * r["ms"] / 
            "MiB": lambda r, T: r["peak_mib"]}
 
 
-def sweep_table(results: dict, key: str, values, columns: tuple[str, ...]) -> str:
-    """One row per swept value, per implementation the COLUMNS named ("—": did not finish)."""
-    header = [key] + [f"{IMPLS[impl]} {col}" for impl in IMPLS for col in columns]
+def sweep_table(results: dict, key: str, values, columns: tuple[str, ...], impls) -> str:
+    """One row per swept value, per implementation of `impls` the COLUMNS named ("—": did not
+    finish)."""
+    header = [key] + [f"{IMPLS[impl]} {col}" for impl in impls for col in columns]
     rows = []
     for v, T, H in sweep_points(key, values):
         row = [str(v)]
-        for impl in IMPLS:
+        for impl in impls:
             r = results.get((impl, T, H))
             row += [_num(COLUMNS[col](r, T)) if r else "—" for col in columns]
         rows.append(row)
@@ -170,7 +177,7 @@ def t_growth(results: dict, impl: str, t_values, check: bool) -> str:
     text = (f"- {IMPLS[impl]}: {_num(1e3 * r0['ms'] / T0)} µs per time step at T={T0}, "
             f"{_num(1e3 * r1['ms'] / T1)} at T={T1} (time ∝ T^"
             f"{growth_exponent([T for T, _ in points], [r['ms'] for _, r in points]):.2f}).")
-    if impl == "mylstm":
+    if impl in PRIMED:
         text += _switch_note(points)
     fit = memory_fit(points)
     if fit is None:
@@ -186,7 +193,7 @@ def t_growth(results: dict, impl: str, t_values, check: bool) -> str:
 
 
 def _switch_note(points) -> str:
-    """MyLSTMCell's time per step on both sides of the unrolled / while-loop switch."""
+    """An rnnlab TF cell's time per step on both sides of the unrolled / while-loop switch."""
     below = [(T, r) for T, r in points if T <= UNROLL_MAX_STEPS]
     above = [(T, r) for T, r in points if T > UNROLL_MAX_STEPS]
     if not below or not above:
@@ -208,7 +215,7 @@ def h_growth(results: dict, impl: str, h_values) -> str:
         return f"- {IMPLS[impl]}: too few finished points."
     hs = [H for H, _ in points]
     note = (f" (at T={H_SWEEP_T} its memory is mostly the first call building the unrolled "
-            "loop, not the step)" if impl == "mylstm" and H_SWEEP_T <= UNROLL_MAX_STEPS else "")
+            "loop, not the step)" if impl in PRIMED and H_SWEEP_T <= UNROLL_MAX_STEPS else "")
     return (f"- {IMPLS[impl]}: from H={hs[0]} to H={hs[-1]} time ∝ H^"
             f"{growth_exponent(hs, [r['ms'] for _, r in points]):.2f}, memory ∝ H^"
             f"{growth_exponent(hs, [max(r['peak_mib'], 1e-3) for _, r in points]):.2f}{note}.")
@@ -228,39 +235,43 @@ def caption(results: dict, quick: bool, t_values, sweep_s: float) -> str:
     return (
         f"Cost against size{' (quick: fewer points)' if quick else ''}: one training step "
         f"(forward, backward, clipping, Adam; float32) at B={B}; numpy RNN on one-hot V=10, "
-        "MyLSTMCell + linear layer (XLA step) and keras.layers.LSTM + Dense (tf.function) with "
-        "10 inputs, 10 classes, cross-entropy. Each configuration runs in a fresh process: "
+        "MyLSTMCell, MyGRUCell and the ReLU BasicRNNCell + linear layer (XLA step) and "
+        "keras.layers.LSTM or GRU (reset_after) + Dense (tf.function) with 10 inputs, 10 "
+        "classes, cross-entropy. Each configuration runs in a fresh process: "
         f"{WARMUP} untimed calls (the first traces and builds the step), then the median of 5 "
         "timed calls (3 when T >= 500 or H >= 256). MiB = peak resident memory of the process "
         "over all those calls minus its resident memory just before the first call (peak-RSS "
         "counter reset there through /proc/self/clear_refs; the counter ru_maxrss reports): "
         "activations kept for BPTT, gradients, temporaries and, for TensorFlow, what the "
-        "first call needs to build the step (Keras: tracing; MyLSTMCell: tracing, conversion "
+        "first call needs to build the step (Keras: tracing; rnnlab's cells: tracing, conversion "
         "to XLA and loading the program from XLA's persistent cache, where a separate priming "
         "process compiled it just before, so that no compilation is in the number); not the "
         f"process itself (resident before the first call: numpy "
         f"{_resident_range(results, ('numpy',))}, TensorFlow "
-        f"{_resident_range(results, ('mylstm', 'keras'))}). TensorFlow keeps freed buffers for "
-        "reuse, so the peak cannot be read off a later step alone. MyLSTMCell unrolls its time "
-        f"loop for T <= {UNROLL_MAX_STEPS} (here T = {unrolled} and the H sweep) and runs a "
+        f"{_resident_range(results, tuple(IMPLS)[1:])}). TensorFlow keeps freed buffers for "
+        "reuse, so the peak cannot be read off a later step alone. rnnlab's cells unroll their "
+        f"time loop for T <= {UNROLL_MAX_STEPS} (here T = {unrolled} and the H sweep) and runs a "
         f"tf.while_loop above. A process that does not finish within {TIMEOUT_S} s shows —. "
         f"The sweep took {sweep_s:.0f} s.")
 
 
 def report(quick: bool = False, check: bool = True) -> str:
-    """The Markdown section: the sweep's two tables, their caption and the growth summary."""
+    """The Markdown section: the sweep's tables (against T, then H; one per TABLE_GROUPS
+    entry), their caption and the growth summary."""
     t_values = QUICK_T_VALUES if quick else T_VALUES
     h_values = QUICK_H_VALUES if quick else H_VALUES
     start = time.perf_counter()
     results = sweep(t_values, h_values)
     sweep_s = time.perf_counter() - start
-    lines = [caption(results, quick, t_values, sweep_s), "",
-             f"Against T (H = {T_SWEEP_H}):", "",
-             sweep_table(results, "T", t_values, ("ms", "µs/step", "MiB")), "",
-             f"Against H (T = {H_SWEEP_T}):", "",
-             sweep_table(results, "H", h_values, ("ms", "MiB")), "",
-             f"How cost grows with T (H = {T_SWEEP_H}, B = {B}); 2 GiB = the steps' memory "
-             "as measured above:"]
+    lines = [caption(results, quick, t_values, sweep_s)]
+    for impls in TABLE_GROUPS:
+        lines += ["", f"Against T (H = {T_SWEEP_H}):", "",
+                  sweep_table(results, "T", t_values, ("ms", "µs/step", "MiB"), impls)]
+    for impls in TABLE_GROUPS:
+        lines += ["", f"Against H (T = {H_SWEEP_T}):", "",
+                  sweep_table(results, "H", h_values, ("ms", "MiB"), impls)]
+    lines += ["", f"How cost grows with T (H = {T_SWEEP_H}, B = {B}); 2 GiB = the steps' memory "
+              "as measured above:"]
     lines += [t_growth(results, impl, t_values, check) for impl in IMPLS]
     lines += ["", f"How cost grows with H (T = {H_SWEEP_T}):"]
     lines += [h_growth(results, impl, h_values) for impl in IMPLS]

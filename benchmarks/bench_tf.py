@@ -124,8 +124,8 @@ def keras_train_fn(call, variables: list, loss_fn):
 
 def _rnnlab_fns(cell: str, x, H: int, n_out: int, loss_fn, layout=None) -> dict:
     """rnnlab's {"train": step(x, y), "grad": gradient(x, y)}: the cell + a linear layer."""
-    model = make_model(cell, x.shape[-1], n_out, lstm_hidden=H, gru_hidden=H, seed=0,
-                       layout=layout)
+    model = make_model(cell, x.shape[-1], n_out, lstm_hidden=H, rnn_hidden=H, gru_hidden=H,
+                       seed=0, layout=layout)
     return {"train": get_train_step(model, loss_fn, keras.optimizers.Adam(LEARNING_RATE),
                                     CLIP_NORM),
             "grad": gradient_fn(model, model.variables_list, loss_fn, jit=True)}
