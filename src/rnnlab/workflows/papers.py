@@ -427,21 +427,23 @@ def run(args: argparse.Namespace) -> int:
     return capacity.run_study(args, lambda prog: papers(args, choose_grid(args), prog))
 
 
-HELP = ("the adding problem and the long copy task beside the papers' numbers (41 min here; "
-        "shardable)")
+HELP = ("the adding problem and the long copy task beside the papers' numbers (about 65 min "
+        "here; shardable)")
 DESCRIPTION = """\
 The classic long-memory benchmarks, each result beside the published number or claim: the
 adding problem (rnn, irnn, lstm, gru at T = 50, 100, 200; MSE against always answering 1,
 1/6) and the long copy task (Arjovsky et al. 2016: 10 symbols, T - 1 blanks; the TF cells
-and the numpy RNN with gaussian, identity and permutation W_hh at T = 100, 200; cross-entropy over
-all T + 20 steps against 10 ln 8 / (T + 20)), seeds 0, 1, 2, one queued DVC experiment per
-point (pap-BENCH-CELL-tT-sSEED), resumable and shardable like `rnnlab capacity`.
+and the numpy RNN with gaussian, identity and permutation W_hh at T = 100 and 200;
+cross-entropy over all T + 20 steps against 10 ln 8 / (T + 20)), seeds 0, 1, 2, one queued
+DVC experiment per point (pap-BENCH-CELL-tT-sSEED), resumable and shardable like
+`rnnlab capacity`.
 
 Writes reports/papers/ (summary.json, runs.json) and the README's two tables for the default
 grid only; any other grid writes reports/papers-PREFIX/ (or papers-custom/).
 
-Took 41 min 15 s on this project's 2-core machine with --jobs 2 (57 experiments in 2475 s;
-the 9 whose training diverged, ReLU RNNs at T >= 100, run again each time, about 4 min);
+Took about 65 min on this project's 2-core machine with --jobs 2, run in two parts (57
+experiments in 2475 s, then the 21 copy-task ones at T = 200 in 1395 s); the 12 whose training
+diverged (ReLU RNNs at T >= 100) run again each time, about 2.5 min;
 --shard K/N splits it over machines."""
 
 
