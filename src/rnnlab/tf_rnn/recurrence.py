@@ -164,9 +164,10 @@ def _forward_unrolled(rec, xws, state0s, fw):
     step = _traced(rec.forward_step)
     states = [[[part] for part in s0] for s0 in state0s]    # chain -> state entry -> steps
     caches = [[[] for _ in range(rec.n_cached)] for _ in xws]
-    for t in range(xws[0].shape[0]):
-        for k, xw in enumerate(xws):
-            state, cache = step(xw[t], tuple(part[-1] for part in states[k]), fw)
+    xw_steps = [tf.unstack(xw) for xw in xws]  # one op, not T slices (tracing time)
+    for t in range(len(xw_steps[0])):
+        for k in range(len(xws)):
+            state, cache = step(xw_steps[k][t], tuple(part[-1] for part in states[k]), fw)
             for steps, value in zip(states[k] + caches[k], tuple(state) + tuple(cache),
                                     strict=True):
                 steps.append(value)
@@ -182,12 +183,16 @@ def _backward_unrolled(rec, dhs, carries, states, caches, rk):
     dh_rec = [tf.zeros_like(d[0]) for d in dhs]
     carries = list(carries)
     dzs = [None] * len(dhs)
+    # every per-step tensor split off once (one op each, not a slice per step: tracing time)
+    dh_steps = [tf.unstack(d) for d in dhs]
+    cache_steps = [[tf.unstack(c) for c in cache] for cache in caches]
+    state_steps = [[tf.unstack(s) for s in state] for state in states]
     for t in reversed(range(n_steps)):
         for k in range(len(dhs)):
-            dz, carries[k] = step(dhs[k][t] + dh_rec[k], carries[k],
-                                  tuple(c[t] for c in caches[k]),
-                                  tuple(s[t] for s in states[k]),
-                                  tuple(s[t + 1] for s in states[k]), consts)
+            dz, carries[k] = step(dh_steps[k][t] + dh_rec[k], carries[k],
+                                  tuple(c[t] for c in cache_steps[k]),
+                                  tuple(s[t] for s in state_steps[k]),
+                                  tuple(s[t + 1] for s in state_steps[k]), consts)
             dzs[k] = dzs[k] or [[None] * n_steps for _ in dz]
             for steps, value in zip(dzs[k], dz, strict=True):
                 steps[t] = value

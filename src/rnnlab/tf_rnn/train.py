@@ -46,7 +46,10 @@ def get_train_step(model: SequenceModel, loss_fn: Callable, optimizer, clip_norm
     variables = model.variables_list
     optimizer.build(variables)
 
-    @tf.function(jit_compile=True)
+    # autograph off: the step has no tensor-dependent Python control flow, and converting its
+    # source (and everything it calls: the model, the cells, the losses) took about 2 s of
+    # every stage's first step
+    @tf.function(jit_compile=True, autograph=False)
     def step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(model(x), y)
@@ -125,7 +128,7 @@ def train(model: SequenceModel, loss: TaskLoss, inputs, targets, *, epochs: int,
     x_all, y_all = tf.constant(inputs), tf.constant(targets)
     noise_seed = tf.constant(seed, tf.int64)
 
-    @tf.function
+    @tf.function(autograph=False)  # as get_train_step's
     def batch_step(idx, step):
         x = tf.gather(x_all, idx)
         if noise_std > 0:  # stateless: the noise of a step depends only on (seed, step)
