@@ -81,9 +81,9 @@ SPLIT_CAPTION = (
 SWEEP_CAPTION = (
     "Where a queued sweep experiment's time goes (benchmarks/sweep_overhead.py): capacity-grid "
     "experiments (train_memory at the full grid's 15 epochs; LSTM and matched RNN at B = 5 and "
-    "40, seed 0) run through DVC's queue in a temporary clone, as `make capacity` runs them, "
-    "each stage's phases read from `dvc queue logs`. DVC's part is the worker time per "
-    "experiment left over by the stages.")
+    "40, seed 0) run in a temporary clone as `make capacity` runs them (a pool of `dvc exp run "
+    "--temp` processes), each stage's phases read from the run's log. DVC's part is the worker "
+    "time per experiment left over by the stages.")
 
 
 def accuracy_table(numpy_s: float, lstm_s: float) -> str:
