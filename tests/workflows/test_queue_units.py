@@ -47,6 +47,27 @@ def test_the_pool_runs_everything_and_reports_a_failure_by_its_stage_error(tmp_p
     assert list((tmp_path / queue.STATE / "runs").iterdir()) == []  # nothing left recorded
 
 
+def test_a_run_failing_on_dvcs_lock_is_run_once_more_overwriting_its_experiment(
+        tmp_path, monkeypatch):
+    """DVC can fail on its repository lock after the run committed its experiment: the retry
+    must overwrite it (`dvc exp run -f`), or DVC refuses it as a conflict."""
+    monkeypatch.chdir(tmp_path)
+    busy_once = ("import os, sys\n" + STAND_IN.split("if sys.argv[2]")[0]
+                 + "if not os.path.exists('tried'):\n"
+                 "    open('tried', 'w').close()\n"
+                 "    sys.exit('ERROR: Unable to acquire lock')\n")
+    launched = []
+
+    def command(run: queue.Run) -> list[str]:
+        launched.append(queue.temp_command(run))
+        return [sys.executable, "-c", busy_once, run.name]
+
+    assert queue.run_pool([queue.Run("a", targets=("train",))], 1, "test", command=command,
+                          tick=0.02) == {}
+    assert launched == [["dvc", "exp", "run", "--temp", "-n", "a", "train"],
+                        ["dvc", "exp", "run", "--temp", "-f", "-n", "a", "train"]]
+
+
 def test_a_run_far_over_the_longest_is_stopped_and_reported(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(queue, "MIN_LIMIT", 0.5)

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class Run:
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
     targets: tuple[str, ...] = ()
+    overwrite: bool = False  # replace an experiment of this name (`dvc exp run -f`)
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,10 @@ class Active:
 
 
 def temp_command(run: Run) -> list[str]:
-    """`dvc exp run --temp -n NAME -S key=value ... [stages]`."""
+    """`dvc exp run --temp [-f] -n NAME -S key=value ... [stages]`."""
     sets = [arg for value in set_values(run.overrides) for arg in ("-S", value)]
-    return ["dvc", "exp", "run", "--temp", "-n", run.name, *sets, *run.targets]
+    force = ["-f"] if run.overwrite else []
+    return ["dvc", "exp", "run", "--temp", *force, "-n", run.name, *sets, *run.targets]
 
 
 def launch(run: Run, command: Callable[[Run], list[str]] = temp_command) -> Active:
@@ -493,8 +495,12 @@ def run_pool(runs: list[Run], jobs: int, desc: str,
                     forget(a.proc)
                     if a.proc.returncode != 0 and is_lock_busy(a.log) \
                             and a.run.name not in retried:
-                        retried.add(a.run.name)  # DVC's repo lock, busy for >3 s: once more
-                        pending.append(a.run)
+                        # DVC's repo lock, busy for >3 s: once more. Overwriting: the run may
+                        # have failed on the lock after committing its experiment, which a
+                        # plain retry would refuse ("Experiment conflicts with existing
+                        # experiment"; seen in a full capacity grid)
+                        retried.add(a.run.name)
+                        pending.append(replace(a.run, overwrite=True))
                         continue
                     durations.append(time.monotonic() - a.started)
                     if a.proc.returncode != 0:
