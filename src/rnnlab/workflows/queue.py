@@ -75,7 +75,8 @@ class Run:
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
     targets: tuple[str, ...] = ()
-    overwrite: bool = False  # replace an experiment of this name (`dvc exp run -f`)
+    # replace an experiment of this name (`dvc exp run -f`, which also re-runs every stage)
+    overwrite: bool = False
 
 
 @dataclass(frozen=True)
