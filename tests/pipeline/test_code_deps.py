@@ -111,6 +111,23 @@ def test_closure_follows_every_kind_of_import(tmp_path):
     assert {p.relative_to(tmp_path / "src").as_posix() for p in closure} == {
         "rnnlab/__init__.py", "rnnlab/a.py", "rnnlab/b.py", "rnnlab/sub/__init__.py",
         "rnnlab/sub/c.py", "rnnlab/sub/d.py", "rnnlab/sub/e.py"}
+    # without the library's imports inside functions: what running the script surely loads
+    sure = code_deps.import_closure(tmp_path / "script.py", tmp_path / "src", lazy=False)
+    assert {p.relative_to(tmp_path / "src").as_posix() for p in sure} == {
+        "rnnlab/__init__.py", "rnnlab/a.py", "rnnlab/b.py"}
+
+
+def test_the_stages_that_run_tensorflow_are_told_from_their_imports(monkeypatch):
+    """The run pool pairs TensorFlow runs with numpy ones (queue.next_run): a numpy stage whose
+    library reaches rnnlab.tf_rnn only inside a function it does not call (gradient_flow_copy,
+    through trained_models) must not count as one."""
+    monkeypatch.chdir(REPO)
+    uses = {name: code_deps.uses_tensorflow([name])
+            for name in code_deps.stage_scripts(yaml.safe_load(Path("dvc.yaml").read_text()))}
+    assert {name for name, yes in uses.items() if yes} == {
+        "train_sine", "train_memory", "train_adding", "gradient_flow_memory"}
+    assert code_deps.uses_tensorflow(["train_numpy_rnn", "gradient_flow_copy"]) is False
+    assert code_deps.uses_tensorflow([]) is True  # every stage
 
 
 # The layers of rnnlab, top to bottom (rnnlab/__init__.py): a module may import its own layer

@@ -47,6 +47,19 @@ def test_the_pool_runs_everything_and_reports_a_failure_by_its_stage_error(tmp_p
     assert list((tmp_path / queue.STATE / "runs").iterdir()) == []  # nothing left recorded
 
 
+def test_a_tensorflow_run_gets_a_numpy_run_beside_it_where_one_is_waiting():
+    tf_run, np_run = queue.Run("tf", multicore=True), queue.Run("np")
+
+    def beside(*runs):
+        return [queue.Active(run, None, None, set()) for run in runs]
+
+    pending = [tf_run, tf_run, np_run, np_run]
+    assert queue.next_run(pending, beside(tf_run)) == 2     # the first numpy run
+    assert queue.next_run(pending, beside(np_run)) == 0     # in order
+    assert queue.next_run(pending, beside()) == 0
+    assert queue.next_run([tf_run, tf_run], beside(tf_run)) == 0  # only TensorFlow left
+
+
 def test_a_run_failing_on_dvcs_lock_is_run_once_more_overwriting_its_experiment(
         tmp_path, monkeypatch):
     """DVC can fail on its repository lock after the run committed its experiment: the retry

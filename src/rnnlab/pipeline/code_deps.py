@@ -44,13 +44,29 @@ def module_file(name: str, root: Path = SOURCE_ROOT) -> Path | None:
     return None
 
 
-def _imported_names(path: Path, root: Path):
-    """Every dotted name an import statement anywhere in `path` may load, including `a.b.c` for
-    `from a.b import c` (c may be a submodule)."""
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+def _import_nodes(tree: ast.AST, inside_functions: bool):
+    """The import statements of a module: all of them, or only those that run when it is
+    imported (not those inside function bodies, which run when the function is called)."""
+    if inside_functions:
+        yield from (n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)))
+        return
+    todo = list(ast.iter_child_nodes(tree))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            todo += ast.iter_child_nodes(node)
+
+
+def _imported_names(path: Path, root: Path, inside_functions: bool = True):
+    """Every dotted name an import statement in `path` may load (anywhere, or only at import
+    time: `_import_nodes`), including `a.b.c` for `from a.b import c` (c may be a
+    submodule)."""
+    for node in _import_nodes(ast.parse(path.read_text(), filename=str(path)), inside_functions):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
+        else:
             if node.level:  # relative: from .x import y, resolved against this file's package
                 package = path.relative_to(root).parent.parts
                 base = list(package[:len(package) - node.level + 1])
@@ -61,12 +77,15 @@ def _imported_names(path: Path, root: Path):
             yield from (f"{module}.{alias.name}" for alias in node.names)
 
 
-def import_closure(script: Path, root: Path = SOURCE_ROOT) -> set[Path]:
-    """The rnnlab source files `script` runs when it is executed (packages' __init__ included)."""
+def import_closure(script: Path, root: Path = SOURCE_ROOT, lazy: bool = True) -> set[Path]:
+    """The rnnlab source files `script` runs when it is executed (packages' __init__ included):
+    every file it may import, or with `lazy` off those it surely imports: the library modules'
+    imports inside functions left out (the script's own are its main's)."""
     seen: set[Path] = set()
     todo = [script]
     while todo:
-        for name in _imported_names(todo.pop(), root):
+        path = todo.pop()
+        for name in _imported_names(path, root, inside_functions=lazy or path == script):
             if name.split(".")[0] != PACKAGE:
                 continue
             parts = name.split(".")
@@ -145,6 +164,16 @@ def upstream_sections(targets: list[str], dvc_path: Path = Path("dvc.yaml")) -> 
     return sorted({section for stage in upstream_stages(targets, dvc_path).values()
                    for section in declared(stage, "params") if isinstance(section, str)
                    and section != "params.yaml"})
+
+
+def uses_tensorflow(targets: list[str], dvc_path: Path = Path("dvc.yaml")) -> bool:
+    """True if any of these stages or those upstream runs rnnlab's TensorFlow half: its
+    script surely imports a module of rnnlab.tf_rnn (import_closure without lazy imports); all
+    stages if `targets` is empty."""
+    scripts = stage_scripts(yaml.safe_load(dvc_path.read_text()))
+    tf_half = SOURCE_ROOT / PACKAGE / "tf_rnn"
+    return any(tf_half in path.parents for name in upstream_stages(targets, dvc_path)
+               for path in import_closure(Path(scripts[name][0]), lazy=False))
 
 
 def fingerprint_path(script: str | Path) -> str:

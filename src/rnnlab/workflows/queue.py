@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.pipeline.code_deps import (FINGERPRINT_STAGE, current_md5, declared, is_code_dep,
-                                      upstream_stages)
+                                      upstream_stages, uses_tensorflow)
 from rnnlab.pipeline.params import parse_yaml, read_params
 from rnnlab.workflows.dvc_commands import dvc, dvc_output_retried, environment, set_values
 
@@ -77,6 +77,9 @@ class Run:
     targets: tuple[str, ...] = ()
     # replace an experiment of this name (`dvc exp run -f`, which also re-runs every stage)
     overwrite: bool = False
+    # its stages spread over every core (TensorFlow's; run_all sets it from the stages): the
+    # pool runs it beside a single-core run (numpy's) where it can (`next_run`)
+    multicore: bool = False
 
 
 @dataclass(frozen=True)
@@ -487,7 +490,7 @@ def run_pool(runs: list[Run], jobs: int, desc: str,
         try:
             while pending or active:
                 while pending and len(active) < jobs:
-                    active.append(launch(pending.pop(0), command))
+                    active.append(launch(pending.pop(next_run(pending, active)), command))
                     wait_started(active[-1])
                     refused(active[-1])
                 time.sleep(tick)
@@ -518,6 +521,17 @@ def run_pool(runs: list[Run], jobs: int, desc: str,
                 stop_runs(active)
             raise
     return failures
+
+
+def next_run(pending: list[Run], active: list[Active]) -> int:
+    """The index in `pending` of the run to start next: the first, except that a run beside a
+    multicore one (TensorFlow's) is the first single-core run if there is one. Two TensorFlow
+    runs side by side on two cores each take about as long as both one after the other
+    (benchmarks/sweep_contention.py), while a numpy run beside one slows it little, so a
+    sweep of both kinds finishes sooner with each TensorFlow run paired with numpy ones."""
+    if any(a.run.multicore for a in active):
+        return next((i for i, run in enumerate(pending) if not run.multicore), 0)
+    return 0
 
 
 def refused(a: Active) -> None:
@@ -552,7 +566,8 @@ def run_all(runs: list[Run], jobs: int,
     workspace, before = read_params(), experiments([run.name for run in runs])
     current = [run.name for run in runs
                if run.name in before and before[run.name].is_current_for(run, workspace)]
-    todo = [run for run in runs if run.name not in current]
+    todo = [replace(run, multicore=uses_tensorflow(list(run.targets)))
+            for run in runs if run.name not in current]
     failures = {}
     if todo:
         clear([run.name for run in todo])
