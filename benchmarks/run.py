@@ -4,13 +4,14 @@ Prints, in one run: the training-step table (numpy RNN, LSTM and GRU against Ker
 GFLOP/s against this machine's matmul rate at the same shapes), the same LSTM and GRU comparison
 for forward + backward alone, the LSTM core's layout variants (bench_lstm_choices), the
 cost-against-size sweep (bench_sizes), time to accuracy, where a queued sweep experiment's time
-goes (sweep_overhead), the machine and the commands. Writes it all to benchmarks/RESULTS.md
+goes (sweep_overhead), how two sweep runs side by side share the machine (sweep_contention), the
+machine and the commands. Writes it all to benchmarks/RESULTS.md
 above the "<!-- notes -->" marker, keeping the notes below it. Numbers, not a test: nothing
 here asserts.
 
 Run: .venv/bin/python benchmarks/run.py [--repeats N] [--skip-accuracy] [--skip-sizes]
      [--quick-sizes] [--no-verify] [--skip-choices] [--skip-sweep]
-     [--no-write]
+     [--skip-contention] [--no-write]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import bench_lstm_choices
 import bench_numpy
 import bench_sizes
 import bench_tf
+import sweep_contention
 import sweep_overhead
 from common import load_average, machine, markdown_table
 
@@ -102,7 +104,8 @@ def commands() -> str:
             "alone: `benchmarks/bench_numpy.py [--repeats N] [--time-to-accuracy]`, "
             "`benchmarks/bench_tf.py [--repeats N] [--no-tta] [--cells lstm gru]`, "
             "`benchmarks/bench_sizes.py [--quick] [--no-verify]`, "
-            "`benchmarks/bench_lstm_choices.py`, `benchmarks/sweep_overhead.py`; "
+            "`benchmarks/bench_lstm_choices.py`, `benchmarks/sweep_overhead.py`, "
+            "`benchmarks/sweep_contention.py [--window S]`; "
             "one machine against two shards: `benchmarks/sweep_shards.py [--quick]`.")
 
 
@@ -126,6 +129,8 @@ def main(argv=None) -> None:
                         help="no timing of the LSTM core's layout variants")
     parser.add_argument("--skip-sweep", action="store_true",
                         help="no breakdown of a queued sweep experiment's time")
+    parser.add_argument("--skip-contention", action="store_true",
+                        help="no timing of two sweep runs side by side")
     parser.add_argument("--no-write", action="store_true", help="print only, keep RESULTS.md")
     args = parser.parse_args(argv)
     started, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_average()
@@ -150,6 +155,8 @@ def main(argv=None) -> None:
                                       bench_tf.time_to_accuracy())]
     if not args.skip_sweep:
         report += ["", SWEEP_CAPTION, "", sweep_overhead.report([])]
+    if not args.skip_contention:
+        report += ["", sweep_contention.report()]
     report += ["", f"Load average at the end: {load_average()}"]
     text = "\n".join(report)
     print(text)

@@ -566,8 +566,9 @@ def run_all(runs: list[Run], jobs: int,
     workspace, before = read_params(), experiments([run.name for run in runs])
     current = [run.name for run in runs
                if run.name in before and before[run.name].is_current_for(run, workspace)]
-    todo = [replace(run, multicore=uses_tensorflow(list(run.targets)))
-            for run in runs if run.name not in current]
+    runs_tf = {targets: uses_tensorflow(list(targets)) for targets in {r.targets for r in runs}}
+    todo = [replace(run, multicore=runs_tf[run.targets]) for run in runs
+            if run.name not in current]
     failures = {}
     if todo:
         clear([run.name for run in todo])

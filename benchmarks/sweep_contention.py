@@ -1,0 +1,155 @@
+"""Two sweep runs side by side on this machine: how fast each trains, against alone.
+
+A sweep runs `--jobs 2` experiments at a time on 2 cores. Each arrangement below starts its
+processes, lets each build its training step and take WARMUP_STEPS steps (then it records an
+md5 of its weights: the bits), waits until all are ready, then counts the steps each takes in
+the same WINDOW seconds. The workloads, at the pipeline's own shapes:
+
+  lstm-memory  MyLSTMCell + linear layer, B = 100, T = 22, H = 96 (train_memory's step)
+  lstm-sine    MyLSTMCell + linear layer, B = 100, T = 100, H = 96 (train_sine's step)
+  numpy        the numpy RNN, Adam, batch 64, T = 27, H = 50 (train_numpy_rnn's step)
+
+TensorFlow processes use both cores (as a sweep's runs do) unless "1 thread" says their
+intra-op pool has one thread. "relative speed" is a process's steps per second against the same
+workload alone with the default threads; their sum is the arrangement's throughput against
+running its processes one after the other (1.0: nothing gained by running them together, 2.0:
+each as fast as alone).
+
+    python benchmarks/sweep_contention.py [--window 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import markdown_table
+
+WARMUP_STEPS = 20
+NUMPY_CHUNK = 100  # numpy steps per call
+SHAPES = {"lstm-memory": (100, 22, 10, 96, 10, "ce"), "lstm-sine": (100, 100, 1, 96, 1, "mse")}
+# (label, [(workload, intra-op threads: 0 = TensorFlow's default), ...])
+ARRANGEMENTS = [
+    ("alone", [("lstm-memory", 0)]), ("alone", [("lstm-sine", 0)]), ("alone", [("numpy", 0)]),
+    ("alone, 1 thread", [("lstm-memory", 1)]), ("alone, 1 thread", [("lstm-sine", 1)]),
+    ("two TF runs", [("lstm-memory", 0), ("lstm-memory", 0)]),
+    ("two TF runs", [("lstm-sine", 0), ("lstm-sine", 0)]),
+    ("two TF runs, 1 thread each", [("lstm-memory", 1), ("lstm-memory", 1)]),
+    ("two TF runs, 1 thread each", [("lstm-sine", 1), ("lstm-sine", 1)]),
+    ("TF + numpy", [("lstm-memory", 0), ("numpy", 0)]),
+    ("TF + numpy", [("lstm-sine", 0), ("numpy", 0)]),
+    ("two numpy runs", [("numpy", 0), ("numpy", 0)]),
+]
+
+
+def _tf_step(workload: str, threads: int):
+    import tensorflow as tf
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    from bench_tf import LOSSES, case_data
+    from rnnlab.tf_rnn._tf import keras, set_determinism
+    from rnnlab.tf_rnn.model import make_model
+    from rnnlab.tf_rnn.train import get_train_step
+
+    set_determinism(0)
+    B, T, D, H, n_out, loss = SHAPES[workload]
+    x, y = case_data(B, T, D, n_out, loss)
+    model = make_model("lstm", D, n_out, lstm_hidden=H, seed=0)
+    step = get_train_step(model, LOSSES[loss], keras.optimizers.Adam(1e-3), 5.0)
+    def steps():
+        loss = step(x, y)
+        (loss[0] if isinstance(loss, (tuple, list)) else loss).numpy()  # waits for the step
+        return 1
+    return steps, lambda: [v.numpy() for v in model.variables_list]
+
+
+def _numpy_step():
+    import numpy as np
+    from rnnlab.numpy_rnn.model import RNNClassifier
+    from rnnlab.numpy_rnn.train import train_classifier
+
+    rng = np.random.default_rng(0)
+    x, y = (rng.integers(0, 10, size=(2000, 27)) for _ in range(2))
+    model = RNNClassifier(10, 50, "permutation", rng=0)
+    seeds = iter(range(10**9))
+
+    def steps():  # NUMPY_CHUNK Adam steps on batches of 64 (one call: its set-up amortised)
+        train_classifier(model, x, y, optimizer="adam", learning_rate=1e-3, batch_size=64,
+                         steps=NUMPY_CHUNK, clip_norm=1.0, seed=next(seeds), desc="")
+        return NUMPY_CHUNK
+    return steps, lambda: [v for _, v in sorted(model.state_dict().items())]
+
+
+def worker(workload: str, threads: int, ready: Path, go: Path, window: float) -> None:
+    """One process of an arrangement: prints {"steps_per_s", "md5"} as JSON."""
+    step, weights = _numpy_step() if workload == "numpy" else _tf_step(workload, threads)
+    done = 0
+    while done < WARMUP_STEPS:
+        done += step()
+    digest = hashlib.md5(b"".join(w.tobytes() for w in weights())).hexdigest()[:12]
+    ready.touch()
+    while not go.exists():
+        time.sleep(0.01)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < window:
+        steps += step()
+    print(json.dumps({"steps_per_s": steps / (time.perf_counter() - start), "md5": digest}))
+
+
+def arrangement(procs: list[tuple[str, int]], window: float) -> list[dict]:
+    """Run the processes of one arrangement together; their results in order."""
+    with tempfile.TemporaryDirectory() as tmp:
+        go = Path(tmp) / "go"
+        readies = [Path(tmp) / f"ready{i}" for i in range(len(procs))]
+        running = [subprocess.Popen(
+            [sys.executable, __file__, "--worker", w, str(t), str(r), str(go), str(window)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)))
+            for (w, t), r in zip(procs, readies, strict=True)]
+        while not all(r.exists() for r in readies):
+            if any(p.poll() not in (None, 0) for p in running):
+                raise RuntimeError(f"a worker of {procs} failed")
+            time.sleep(0.05)
+        go.touch()
+        return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in running]
+
+
+def report(window: float = 12.0) -> str:
+    alone: dict[tuple[str, int], dict] = {}
+    rows = []
+    for label, procs in ARRANGEMENTS:
+        results = arrangement(procs, window)
+        if len(procs) == 1:
+            alone[procs[0]] = results[0]
+        relative = [r["steps_per_s"] / alone[(w, 0)]["steps_per_s"]
+                    for (w, _), r in zip(procs, results, strict=True)]
+        bits = ["same" if r["md5"] == alone[(w, 0)]["md5"] else "differ"
+                for (w, _), r in zip(procs, results, strict=True)]
+        rows.append([label, " + ".join(w for w, _ in procs),
+                     ", ".join(f"{1000 / r['steps_per_s']:.2f}" for r in results),
+                     ", ".join(f"{x:.2f}" for x in relative), f"{sum(relative):.2f}",
+                     ", ".join(bits)])
+    caption = (f"Two runs side by side (benchmarks/sweep_contention.py): steps counted over the "
+               f"same {window:.0f} s; relative speed: steps per second against the same "
+               f"workload alone with TensorFlow's default threads; sum: the arrangement's "
+               f"throughput against running its processes one after the other; bits: the "
+               f"weights after {WARMUP_STEPS} steps against the default run alone.")
+    return caption + "\n\n" + markdown_table(
+        ["arrangement", "workloads", "ms per step", "relative speed", "sum", "bits"], rows)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        w, t, r, g, win = sys.argv[2:7]
+        worker(w, int(t), Path(r), Path(g), float(win))
+    else:
+        parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        parser.add_argument("--window", type=float, default=12.0)
+        print(report(parser.parse_args().window))
