@@ -1,8 +1,10 @@
 """Named DVC experiments, run in parallel: what `make compare` and `make capacity` share.
 
 Each run is `dvc exp run --temp -n NAME -S key=value ... [stages]`, a subprocess of its own
-(in its own temporary copy of the repository); `jobs` of them run at a time. Every result is an
-ordinary experiment (`dvc exp show`, `dvc metrics diff`, `dvc exp push`). A run that fails is
+(in its own temporary copy of the repository); `jobs` of them run at a time, in the given order
+except that a TensorFlow run (which spreads over every core) gets numpy runs beside it while
+any wait (`next_run`). Every result is an ordinary experiment (`dvc exp show`,
+`dvc metrics diff`, `dvc exp push`). A run that fails is
 reported with the stage's own one-line error, taken from the run's output.
 
 Why not DVC's queue (`dvc exp run --queue` + `dvc queue start`), which rnnlab used before:
