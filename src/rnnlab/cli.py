@@ -27,21 +27,23 @@ from rnnlab.workflows import capacity, compare, papers
 BENCH_SCRIPT = Path("benchmarks/run.py")
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
-BENCH_HELP = "rnnlab's speed against Keras into benchmarks/RESULTS.md (roughly 10-15 min)"
+BENCH_HELP = "rnnlab's speed against Keras into benchmarks/RESULTS.md (about 30 min)"
 BENCH_DESCRIPTION = f"""\
 Runs {BENCH_SCRIPT} of the checkout in the current directory with this interpreter: the
 numpy RNN's and MyLSTMCell's training steps against Keras on the same shapes, the LSTM core's
 layout variants, cost against sequence length and width, time to accuracy, and where a queued
-sweep experiment's time goes (4 small DVC experiments in a temporary clone).
+sweep experiment's time goes (4 small DVC experiments in a temporary clone), and how two sweep
+runs side by side share the machine.
 
 Writes benchmarks/RESULTS.md above its "<!-- notes -->" marker (--no-write: print only). Any
 other option goes to run.py as it is: --repeats N, --skip-accuracy, --skip-sizes, --quick-sizes,
---no-verify, --skip-choices, --skip-sweep (see `python benchmarks/run.py --help`).
+--no-verify, --skip-choices, --skip-sweep, --skip-contention (see `python benchmarks/run.py
+--help`).
 
-Takes roughly 10-15 min on this project's 2-core machine, estimated from its parts in
-benchmarks/RESULTS.md (never timed end to end): the size sweep alone took 193 s, the sweep
-breakdown 89 s + 88 s; the --skip-* options leave out those parts. Numbers, not a test: other
-work on the machine changes them."""
+Takes about 30 min on this project's 2-core machine: `make bench` started at 03:42 UTC and
+was done by 04:12 on 6 December, a slow day (the size sweep alone 558 s, the sweep breakdown
+108 s + 108 s); the --skip-* options leave out those parts. Numbers, not a test: other work
+on the machine changes them."""
 
 DEPS_HELP = "check that dvc.yaml tracks exactly the code each stage runs (a second)"
 DEPS_DESCRIPTION = """\

@@ -55,7 +55,7 @@ def _import_nodes(tree: ast.AST, inside_functions: bool):
         node = todo.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             todo += ast.iter_child_nodes(node)
 
 
