@@ -8,11 +8,11 @@ import numpy as np
 from rnnlab.tf_rnn.recurrence import Layout
 
 ATOL = 1e-5
-# cores=2: unrolled on any machine; min_chain_rows=2: small batches split into chains.
+# min_chain_rows=2: small batches split into chains.
 PATHS = {
     "one chain, while loop": Layout(n_chains=1),
-    "two chains, unrolled": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=128, cores=2),
-    "two chains, while loop": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=0, cores=2),
+    "two chains, unrolled": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=128),
+    "two chains, while loop": Layout(n_chains=2, min_chain_rows=2, unroll_max_steps=0),
     "no XLA (debugging), eager": Layout(n_chains=1, jit_compile=False),
 }
 

@@ -124,6 +124,26 @@ def test_same_seed_same_weights():
     assert any(not np.array_equal(states[0][n], states[2][n]) for n in states[0])
 
 
+@pytest.mark.parametrize("cores", [1, 3, 8])
+def test_a_large_step_has_the_same_bits_on_any_number_of_cores(monkeypatch, cores):
+    """B = H = 256 is split over the cores (rnnlab.numpy_rnn._threads); the weights after a few
+    steps must not depend on how many there are (they did: 1, 2, 3 and 4 gave four results)."""
+    from rnnlab.numpy_rnn import _threads
+
+    def trained(n_cores):
+        monkeypatch.setattr(_threads, "n_cores", lambda: n_cores)
+        rng = np.random.default_rng(3)
+        x, y = (rng.integers(0, 10, size=(512, 12)) for _ in range(2))
+        model = RNNClassifier(10, 256, init="permutation", rng=0)
+        train_classifier(model, x, y, optimizer="adam", learning_rate=1e-3, batch_size=256,
+                         steps=3, clip_norm=1.0, seed=0, desc="")
+        return model.state_dict()
+
+    on_two, on_other = trained(2), trained(cores)
+    for name in on_two:
+        np.testing.assert_array_equal(on_two[name], on_other[name], err_msg=name)
+
+
 def test_huge_learning_rate_without_clipping_diverges():
     (x, y), _ = _small_task()
     model = RNNClassifier(10, 16, init="identity", rng=0)

@@ -30,7 +30,7 @@ def _keras_lstm_and_cell(n_in, H, seed=0, layout=None):
 
 
 # The default layout: B = 3 one recurrence in a while loop; B = 20 the batch split into chains
-# (unrolled on more than one core); then every path set explicitly (B = 6).
+# (unrolled); then every path set explicitly (B = 6).
 @pytest.mark.parametrize("B, path", [(3, None), (20, None)] + [(6, path) for path in PATHS])
 @pytest.mark.parametrize("with_state", [False, True])
 def test_lstm_matches_keras_outputs_states_and_gradients(with_state, B, path):
@@ -88,8 +88,8 @@ def test_lstm_with_unknown_length_in_a_compiled_function_matches_keras():
 
 def test_lstm_two_chains_beyond_the_unrolling_limit_matches_keras():
     """The default layout at T > unroll_max_steps with a split batch: two chains in one while
-    loop (the path of the pipeline's long sequences on a multi-core machine)."""
-    layout = Layout(cores=2)
+    loop (the path of the pipeline's long sequences)."""
+    layout = Layout()
     B, T = 2 * layout.min_chain_rows, layout.unroll_max_steps + 2
     assert layout.chain_rows(B) is not None and not layout.unrolled(T, 2)
     layer, cell = _keras_lstm_and_cell(2, 3, seed=8, layout=layout)
@@ -239,7 +239,7 @@ def test_lstm_zero_state_and_state_fields():
 
 
 @pytest.mark.parametrize("kwargs", [dict(n_chains=0), dict(min_chain_rows=-1),
-                                    dict(unroll_max_steps=-1), dict(cores=1.5),
+                                    dict(unroll_max_steps=-1), dict(min_chain_rows=1.5),
                                     dict(jit_compile="yes")])
 def test_layout_rejects_bad_values(kwargs):
     with pytest.raises(ValueError, match="Received an invalid value"):
@@ -247,10 +247,9 @@ def test_layout_rejects_bad_values(kwargs):
 
 
 def test_layout_plans_chains_and_unrolling():
-    layout = Layout(n_chains=2, min_chain_rows=8, unroll_max_steps=128, cores=2)
+    layout = Layout(n_chains=2, min_chain_rows=8, unroll_max_steps=128)
     assert layout.chain_rows(15) is None and layout.chain_rows(None) is None
     assert layout.chain_rows(21) == ((0, 10), (10, 21))
     assert layout.unrolled(128, 2) and not layout.unrolled(129, 2)
     assert not layout.unrolled(None, 2) and not layout.unrolled(5, 1)
-    assert not Layout(cores=1).unrolled(5, 2)          # nothing overlaps on one core
     assert BasicRNNCell(2, 3).layout.n_chains == 1     # the ReLU RNN's committed layout

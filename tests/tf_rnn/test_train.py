@@ -3,6 +3,11 @@ schedule, determinism, divergence and argument checks."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import bits_probe
 import numpy as np
 import pytest
 
@@ -85,6 +90,21 @@ def test_same_seed_gives_identical_weights():
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     assert not np.array_equal(first["cell/kernel"], other["cell/kernel"])
+
+
+@pytest.mark.slow
+def test_the_weights_do_not_depend_on_how_many_cores_the_machine_has():
+    """TensorFlow's default intra-op pool has a thread per core, and the thread count decides
+    how a large matmul's sum is cut up: before rnnlab.tf_rnn._tf pinned it, one core, two and
+    four gave three different sets of weights at this shape (and one core another layout)."""
+    probe = [sys.executable, bits_probe.__file__]
+    one_core = {min(os.sched_getaffinity(0))}
+    runs = [subprocess.Popen(probe, stdout=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: os.sched_setaffinity(0, one_core)),
+            subprocess.Popen(probe, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "RNNLAB_CORES": "4"})]
+    here = bits_probe.weights_md5()  # this process: every core of the machine
+    assert [run.communicate(timeout=300)[0].strip() for run in runs] == [here, here]
 
 
 def test_divergence_is_reported():

@@ -25,6 +25,9 @@ from rnnlab.training import available_cores
 # H=50, T=27: 4.3M for the stacked weight gradients) stays on one thread, which was faster
 # than splitting those products (benchmarks/RESULTS.md, the split table); B=256, H=256 is split.
 PARALLEL_MIN_MACS = 1 << 23
+# How many partial sums a large sum_outer adds: fixed, not the core count, because the order of
+# a float sum decides its last bits (rows of a product, matmul's split, can follow the cores).
+SUM_PARTS = 2
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,9 +55,10 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=n_cores(), thread_name_prefix="rnnlab")
 
 
-def shards(n_rows: int, macs: int) -> list[slice]:
-    """Contiguous row slices, one per core if `macs` of work justify it, else [all rows]."""
-    n = min(n_cores(), n_rows // 32) if macs >= PARALLEL_MIN_MACS else 1
+def shards(n_rows: int, macs: int, n_parts: int | None = None) -> list[slice]:
+    """Contiguous row slices, `n_parts` (default: one per core) if `macs` of work justify it,
+    else [all rows]."""
+    n = min(n_parts or n_cores(), n_rows // 32) if macs >= PARALLEL_MIN_MACS else 1
     if n <= 1:
         return [slice(None)]
     bounds = [n_rows * i // n for i in range(n + 1)]
@@ -86,8 +90,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
 def sum_outer(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """a.T @ b, i.e. the sum of outer(a_i, b_i) over rows i (weight gradients over stacked time
-    steps); when large, each core sums a block of rows and the partial sums are added."""
-    row_slices = shards(a.shape[0], a.shape[0] * a.shape[1] * b.shape[1])
+    steps); when large, SUM_PARTS blocks of rows are summed side by side and the partial sums
+    added, so the result has the same bits on any number of cores."""
+    row_slices = shards(a.shape[0], a.shape[0] * a.shape[1] * b.shape[1], SUM_PARTS)
     if len(row_slices) == 1:
         return np.matmul(a.T, b, out=out)
     parts = [None] * len(row_slices)

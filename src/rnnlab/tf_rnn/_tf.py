@@ -66,9 +66,17 @@ keras = tf.keras  # Keras 3, through TensorFlow's import (so its start-up is qui
 DTYPE = tf.float32
 
 
+# The threads of one op (a matmul) are pinned, not the machine's core count (TensorFlow's
+# default): Eigen cuts a large matmul's sum (the weight gradients over all stacked time steps)
+# into one block per thread, so the thread count decides the order of the additions and with it
+# the last bits. At train_memory's step shape 1, 2 and 4 threads gave three different sets of
+# weights; with the count pinned, the results are the same on 1 core, 2 or 64. Two, because
+# the committed results were made with two (a 2-core machine's default) and these sizes gain
+# little from more (benchmarks/RESULTS.md has the cost on one core).
+INTRA_OP_THREADS = 2
+tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
 CORES = available_cores()
-if "RNNLAB_CORES" in os.environ:  # a share of a shared machine: TF's thread pools to match
-    tf.config.threading.set_intra_op_parallelism_threads(CORES)
+if "RNNLAB_CORES" in os.environ:  # a share of a shared machine: independent ops to match
     tf.config.threading.set_inter_op_parallelism_threads(CORES)
 
 

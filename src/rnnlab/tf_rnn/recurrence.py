@@ -34,7 +34,7 @@ import dataclasses
 from typing import Callable
 
 from rnnlab.errors import check_positive_int, check_seed
-from rnnlab.tf_rnn._tf import CORES, DTYPE, tf
+from rnnlab.tf_rnn._tf import DTYPE, tf
 
 WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
 
@@ -44,11 +44,10 @@ class Layout:
     """How the driver lays a sequence out on the CPU; a cell holds one and passes it on every
     call, so a compiled function never keeps a stale module global.
 
-    n_chains: independent batch chunks, run side by side on two or more cores (unrolled), in
-        turn in a while loop (where nothing overlaps and compiling is much quicker).
+    n_chains: independent batch chunks, run side by side (unrolled), or in turn in a while loop
+        (where nothing overlaps and compiling is much quicker).
     min_chain_rows: batches under n_chains * min_chain_rows rows are not split.
     unroll_max_steps: unroll the time loop (split batches only) up to this many steps.
-    cores: the cores the process may use; unrolling pays off only on more than one.
     jit_compile: compile the loops with XLA (also outside a training step, e.g. evaluation):
         XLA fuses each step's element-wise work, where a CPU spends its time at these sizes.
         Off only to debug.
@@ -57,11 +56,10 @@ class Layout:
     n_chains: int = 2
     min_chain_rows: int = 8
     unroll_max_steps: int = 128
-    cores: int = CORES
     jit_compile: bool = True
 
     def __post_init__(self):
-        for name in ("n_chains", "min_chain_rows", "cores"):
+        for name in ("n_chains", "min_chain_rows"):
             check_positive_int(name, getattr(self, name))
         check_seed(self.unroll_max_steps, "unroll_max_steps")  # an integer >= 0 (0: never)
         if not isinstance(self.jit_compile, bool):
@@ -78,12 +76,12 @@ class Layout:
         return tuple(zip(bounds[:-1], bounds[1:], strict=False))  # consecutive bounds pairwise
 
     def unrolled(self, n_steps, n_chains: int) -> bool:
-        """Unroll in Python? Only for a static T, a split batch and more than one core: the
-        unrolled loop pays off through the chains running side by side; otherwise there is
-        nothing to overlap, and the while loop compiles many times quicker
-        (benchmarks/RESULTS.md: the layout variants)."""
-        return (n_steps is not None and n_steps <= self.unroll_max_steps and n_chains > 1
-                and self.cores > 1)
+        """Unroll in Python? Only for a static T and a split batch: the unrolled loop pays off
+        through the chains running side by side; otherwise there is nothing to overlap, and
+        the while loop compiles many times quicker (benchmarks/RESULTS.md: the layout
+        variants). Not the machine's core count: XLA orders a sum differently in the two
+        loops, so that would make the last bits depend on the machine."""
+        return n_steps is not None and n_steps <= self.unroll_max_steps and n_chains > 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +199,7 @@ def _backward_unrolled(rec, dhs, carries, states, caches, rk):
 
 
 # ----------------------------------------------------------------------------- while loop
-# For a dynamic (unknown when traced) or long T, or one core: the same chains, their steps run
+# For a dynamic (unknown when traced) or long T: the same chains, their steps run
 # in turn inside one tf.while_loop body (a while body runs its kernels one after another).
 
 def _arrays(size, n, first=None, shape=None):
