@@ -3,7 +3,8 @@
 A training step is forward, softmax cross-entropy (summed over time, averaged over the batch),
 BPTT, global-norm clipping (5.0) and an Adam update (lr 1e-3), in float32, on a fixed random
 one-hot batch. The reference is keras.layers.SimpleRNN(H, activation="relu",
-return_sequences=True) + keras.layers.Dense(V) trained the same way inside a tf.function
+return_sequences=True) + keras.layers.Dense(V) trained the same way inside a tf.function, plain
+and XLA-compiled (what Keras's `fit` runs by default: jit_compile="auto")
 (tf.GradientTape, tf.clip_by_global_norm(..., 5.0), keras.optimizers.Adam(1e-3)); the numpy
 side uses rnnlab's numpy Adam (the same algorithm and defaults). The numpy step runs on one
 BLAS thread, as training does (rnnlab.numpy_rnn._threads: large products are split over the
@@ -23,8 +24,8 @@ import time
 
 import numpy as np
 
-from common import (PARAMS_FILE, gflop_rate, interleaved_median_ms, matmul_gflops,
-                    onehot_batch)
+from common import (PARAMS_FILE, faster_reference, gflop_rate, interleaved_median_ms,
+                    matmul_gflops, onehot_batch)
 from rnnlab.numpy_rnn import _threads
 from rnnlab.numpy_rnn._threads import blas_threads
 from rnnlab.numpy_rnn.model import RNNClassifier
@@ -67,9 +68,10 @@ def numpy_step(B: int, T: int, V: int, H: int):
     return step
 
 
-def keras_step(B: int, T: int, V: int, H: int):
+def keras_step(B: int, T: int, V: int, H: int, jit: bool = False):
     """A no-argument callable: the same training step with Keras SimpleRNN(relu) + Dense, in
-    a tf.function (inputs (B, T, V), targets (B, T), the numpy model's loss)."""
+    a tf.function, XLA-compiled if `jit` (inputs (B, T, V), targets (B, T), the numpy model's
+    loss)."""
     from rnnlab.tf_rnn._tf import keras, tf  # here: numpy-only processes never load TF
 
     keras.utils.set_random_seed(0)
@@ -79,7 +81,7 @@ def keras_step(B: int, T: int, V: int, H: int):
     optimizer = keras.optimizers.Adam(LEARNING_RATE)
     x, y = (tf.constant(a) for a in onehot_batch(B, T, V))
 
-    @tf.function
+    @tf.function(jit_compile=jit)
     def step(x, y):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
@@ -103,15 +105,19 @@ def matmul_rates() -> dict:
 
 
 def run_cases(repeats: int = 20, rates: dict | None = None) -> list[dict]:
-    """One row per case: case, rnnlab_ms, reference_ms, gflops (achieved by the numpy step),
-    peak_gflops (matmul_rates()). Each case: 3 untimed calls per side, then `repeats`
-    alternating rounds of one timed call per side; medians."""
+    """One row per case: case, rnnlab_ms, reference_ms (Keras in a plain tf.function),
+    reference_xla_ms (XLA-compiled), gflops (achieved by the numpy step), peak_gflops
+    (matmul_rates()). Each case: 3 untimed calls per side, then `repeats` alternating rounds of
+    one timed call per side; medians."""
     rates = rates or matmul_rates()
     rows = []
     for name, B, T, V, H in CASES:
         times = interleaved_median_ms({"numpy": numpy_step(B, T, V, H),
-                                       "keras": keras_step(B, T, V, H)}, repeats, warmup=3)
+                                       "keras": keras_step(B, T, V, H),
+                                       "keras_xla": keras_step(B, T, V, H, jit=True)},
+                                      repeats, warmup=3)
         rows.append({"case": name, "rnnlab_ms": times["numpy"], "reference_ms": times["keras"],
+                     "reference_xla_ms": times["keras_xla"],
                      "gflops": gflop_rate(train_step_flops(B, T, V, H), times["numpy"]),
                      "peak_gflops": rates[name]})
     return rows
@@ -178,8 +184,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     for row in run_cases(args.repeats):
         print(f"{row['case']:<40} numpy {row['rnnlab_ms']:8.2f} ms   keras "
-              f"{row['reference_ms']:8.2f} ms   speed-up "
-              f"{row['reference_ms'] / row['rnnlab_ms']:5.2f}x   "
+              f"{row['reference_ms']:8.2f} ms   keras+XLA {row['reference_xla_ms']:8.2f} ms   "
+              f"speed-up against the faster {faster_reference(row) / row['rnnlab_ms']:5.2f}x   "
               f"{row['gflops']:6.1f} of {row['peak_gflops']:6.1f} GFLOP/s")
     for row in split_threshold_rows(args.repeats):
         print("split over the cores (default / always / never): " + " ".join(row))

@@ -5,14 +5,16 @@ for each cell of CELLS:
   rnnlab   MyLSTMCell / MyGRUCell (hand-written BPTT) + linear layer, built by
            rnnlab.tf_rnn.model.make_model;
   keras    keras.layers.LSTM / keras.layers.GRU (reset_after=True, its default)
-           (H, return_sequences=True) + keras.layers.Dense(n_out).
+           (H, return_sequences=True) + keras.layers.Dense(n_out), in a plain tf.function;
+  keras_xla  the same Keras layers, their functions XLA-compiled (what Keras's `fit` runs by
+           default, jit_compile="auto", unless op determinism is on).
 Two things are timed for each side:
   train    one training step: forward, backward, tf.clip_by_global_norm(..., 5.0) and a
            keras.optimizers.Adam(1e-3) update. rnnlab's is rnnlab.tf_rnn.train.get_train_step
-           (one XLA-compiled tf.function); Keras's is the same step in a plain tf.function;
+           (one XLA-compiled tf.function); Keras's is the same step;
   grad     forward + backward alone: the loss and its gradients with respect to all weights
            (no clipping, no update), compiled the same way as that side's training step.
-All four functions of a case (one cell at one shape) are timed in alternating rounds
+All six functions of a case (one cell at one shape) are timed in alternating rounds
 (common.interleaved_median_ms), so load from other processes hits every side and table alike.
 
 `time_to_accuracy()` trains the LSTM at the defaults of params.yaml on the memory task and
@@ -30,7 +32,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from common import PARAMS_FILE, gflop_rate, interleaved_median_ms, matmul_gflops
+from common import (PARAMS_FILE, faster_reference, gflop_rate, interleaved_median_ms,
+                    matmul_gflops)
 from rnnlab.pipeline.datasets import make_dataset
 from rnnlab.pipeline.params import as_dict, read_params, validate
 from rnnlab.tf_rnn._tf import keras, set_determinism, tf
@@ -42,7 +45,7 @@ from rnnlab.tf_rnn.train import get_train_step, train
 CLIP_NORM = 5.0
 LEARNING_RATE = 1e-3
 LOSSES = {"mse": sine_mse, "ce": memory_loss_per_step}  # targets: values or class ids
-SIDES = ("rnnlab", "keras")
+SIDES = ("rnnlab", "keras", "keras_xla")
 PARTS = ("train", "grad")
 
 
@@ -105,13 +108,13 @@ def gradient_fn(call, variables: list, loss_fn, jit: bool):
     return grad
 
 
-def keras_train_fn(call, variables: list, loss_fn):
+def keras_train_fn(call, variables: list, loss_fn, jit: bool):
     """The reference training step, tf.function (x, y) -> loss: gradients, global-norm
-    clipping and a Keras Adam update (what get_train_step does, without XLA)."""
+    clipping and a Keras Adam update (what get_train_step does), XLA-compiled if `jit`."""
     optimizer = keras.optimizers.Adam(LEARNING_RATE)
     optimizer.build(variables)
 
-    @tf.function
+    @tf.function(jit_compile=jit)
     def step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(call(x), y)
@@ -131,8 +134,9 @@ def _rnnlab_fns(cell: str, x, H: int, n_out: int, loss_fn, layout=None) -> dict:
             "grad": gradient_fn(model, model.variables_list, loss_fn, jit=True)}
 
 
-def _keras_fns(cell: str, x, H: int, n_out: int, loss_fn) -> dict:
-    """Keras's {"train": step(x, y), "grad": gradient(x, y)}: the cell's layer + Dense."""
+def _keras_fns(cell: str, x, H: int, n_out: int, loss_fn, jit: bool) -> dict:
+    """Keras's {"train": step(x, y), "grad": gradient(x, y)}: the cell's layer + Dense, in
+    tf.functions, XLA-compiled if `jit`."""
     keras.utils.set_random_seed(0)
     recurrent, dense = CELLS[cell].keras(H), keras.layers.Dense(n_out)
 
@@ -141,8 +145,8 @@ def _keras_fns(cell: str, x, H: int, n_out: int, loss_fn) -> dict:
 
     call(x)  # builds the layers' weights
     variables = recurrent.trainable_variables + dense.trainable_variables
-    return {"train": keras_train_fn(call, variables, loss_fn),
-            "grad": gradient_fn(call, variables, loss_fn, jit=False)}
+    return {"train": keras_train_fn(call, variables, loss_fn, jit),
+            "grad": gradient_fn(call, variables, loss_fn, jit)}
 
 
 def _waiting(fn, x, y):
@@ -164,7 +168,7 @@ def cell_steps(cell: str, B: int, T: int, D: int, H: int, n_out: int, loss: str,
     fns = {}
     for side in sides:
         built = (_rnnlab_fns(cell, x, H, n_out, LOSSES[loss], layout) if side == "rnnlab"
-                 else _keras_fns(cell, x, H, n_out, LOSSES[loss]))
+                 else _keras_fns(cell, x, H, n_out, LOSSES[loss], jit=side == "keras_xla"))
         fns.update({f"{side} {part}": _waiting(built[part], x, y) for part in parts})
     return fns
 
@@ -182,10 +186,10 @@ def matmul_rates(cells=tuple(CELLS)) -> dict:
 
 def run_cases(repeats: int = 20, rates: dict | None = None, cells=tuple(CELLS)) -> dict:
     """{"train": rows, "grad": rows}, one row per case (each cell of `cells` at each of SHAPES,
-    cell by cell): case, rnnlab_ms, reference_ms, gflops (achieved by rnnlab), peak_gflops
-    (matmul_rates()).
+    cell by cell): case, rnnlab_ms, reference_ms (Keras, plain tf.function), reference_xla_ms
+    (Keras, XLA), gflops (achieved by rnnlab), peak_gflops (matmul_rates()).
 
-    Per case, the four functions (2 sides x 2 parts) get 2 untimed calls each (the first
+    Per case, the six functions (3 sides x 2 parts) get 2 untimed calls each (the first
     compiles: 10-20 s for rnnlab's unrolled T=100 loops), then min(5, repeats) alternating
     rounds of one untimed and repeats // rounds timed calls each; median of the round medians.
     """
@@ -199,6 +203,7 @@ def run_cases(repeats: int = 20, rates: dict | None = None, cells=tuple(CELLS)) 
             for part in PARTS:
                 ms, ref = times[f"rnnlab {part}"], times[f"keras {part}"]
                 rows[part].append({"case": name, "rnnlab_ms": ms, "reference_ms": ref,
+                                   "reference_xla_ms": times[f"keras_xla {part}"],
                                    "gflops": gflop_rate(flops, ms), "peak_gflops": rates[name]})
     return rows
 
@@ -248,8 +253,9 @@ def main(argv=None) -> None:
     for part, rows in run_cases(args.repeats, cells=args.cells).items():
         for row in rows:
             print(f"{part:5s} {row['case']:35s} rnnlab {row['rnnlab_ms']:8.2f} ms   keras "
-                  f"{row['reference_ms']:8.2f} ms   speed-up "
-                  f"{row['reference_ms'] / row['rnnlab_ms']:.2f}x   {row['gflops']:.1f} of "
+                  f"{row['reference_ms']:8.2f} ms   keras+XLA {row['reference_xla_ms']:8.2f} ms"
+                  f"   speed-up against the faster {faster_reference(row) / row['rnnlab_ms']:.2f}x"
+                  f"   {row['gflops']:.1f} of "
                   f"{row['peak_gflops']:.1f} GFLOP/s")
     if not args.no_tta:
         print(f"time to 0.99 memory accuracy: {time_to_accuracy(verbose=True):.1f} s")

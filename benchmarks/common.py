@@ -74,6 +74,13 @@ def gflop_rate(flops: float, ms: float) -> float:
     return flops / (ms * 1e-3) / 1e9
 
 
+def faster_reference(row: dict) -> float:
+    """The faster Keras time (ms) of a speed row: its plain tf.function or its XLA-compiled
+    one (Keras's own `fit` compiles with XLA by default, unless op determinism is on), so a
+    speed-up is never measured against the slower way to run Keras."""
+    return min(row["reference_ms"], row["reference_xla_ms"])
+
+
 # ----------------------------------------------------------------------------- data
 
 def onehot_batch(B: int, T: int, V: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
