@@ -50,11 +50,10 @@ ARRANGEMENTS = [
 
 
 def _tf_step(workload: str, threads: int):
-    import tensorflow as tf
-    if threads:
+    from rnnlab.tf_rnn._tf import keras, set_determinism, tf
+    if threads:  # after rnnlab's import, which pins the pool at INTRA_OP_THREADS
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     from bench_tf import LOSSES, _waiting, case_data
-    from rnnlab.tf_rnn._tf import keras, set_determinism
     from rnnlab.tf_rnn.model import make_model
     from rnnlab.tf_rnn.train import get_train_step
 
