@@ -52,7 +52,7 @@ def test_help_lists_every_command_with_what_it_takes(capsys):
     ("compare", "reports/compare.json", "955 s"),
     ("capacity", "reports/capacity/", "587 s"),
     ("papers", "reports/papers/", "about 65 min"),
-    ("bench", "benchmarks/RESULTS.md", "about 30 min"),
+    ("bench", "benchmarks/RESULTS.md", "about 35 min"),
     ("deps", "Writes nothing", "about a second"),
     ("plots-template", ".dvc/tmp/rnnlab_plots_template.html", "a few seconds"),
 ])

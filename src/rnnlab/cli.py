@@ -27,7 +27,7 @@ from rnnlab.workflows import capacity, compare, papers
 BENCH_SCRIPT = Path("benchmarks/run.py")
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
-BENCH_HELP = "rnnlab's speed against Keras into benchmarks/RESULTS.md (about 30 min)"
+BENCH_HELP = "rnnlab's speed against Keras into benchmarks/RESULTS.md (about 35 min)"
 BENCH_DESCRIPTION = f"""\
 Runs {BENCH_SCRIPT} of the checkout in the current directory with this interpreter: the
 numpy RNN's and MyLSTMCell's training steps against Keras on the same shapes, the LSTM core's
@@ -40,10 +40,10 @@ other option goes to run.py as it is: --repeats N, --skip-accuracy, --skip-sizes
 --no-verify, --skip-choices, --skip-sweep, --skip-contention (see `python benchmarks/run.py
 --help`).
 
-Takes about 30 min on this project's 2-core machine: `make bench` started at 03:42 UTC and
-was done by 04:12 on 6 December, a slow day (the size sweep alone 558 s, the sweep breakdown
-108 s + 108 s); the --skip-* options leave out those parts. Numbers, not a test: other work
-on the machine changes them."""
+Takes about 35 min on this project's 2-core machine: `make bench` took 33 min 37 s from
+05:22 UTC on 6 December, a slow day, with Keras timed both plain and XLA-compiled; the size
+sweep and the sweep breakdown are the longest parts, and the --skip-* options leave them
+out. Numbers, not a test: other work on the machine changes them."""
 
 DEPS_HELP = "check that dvc.yaml tracks exactly the code each stage runs (a second)"
 DEPS_DESCRIPTION = """\

@@ -71,8 +71,8 @@ DTYPE = tf.float32
 # into one block per thread, so the thread count decides the order of the additions and with it
 # the last bits. At train_memory's step shape 1, 2 and 4 threads gave three different sets of
 # weights; with the count pinned, the results are the same on 1 core, 2 or 64. Two, because
-# the committed results were made with two (a 2-core machine's default) and these sizes gain
-# little from more (benchmarks/RESULTS.md has the cost on one core).
+# the committed results were made with two (a 2-core machine's default) and steps this small
+# gain little from more; on one core the two threads take turns (tests/bits_probe.py).
 INTRA_OP_THREADS = 2
 tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
 CORES = available_cores()
