@@ -74,9 +74,8 @@ GRAD_CAPTION = (
     "Forward + backward alone (the LSTM and GRU rows above without clipping and update): the "
     "loss and its gradients with respect to all weights, rnnlab in one XLA-compiled "
     "tf.function, Keras in a plain and in an XLA-compiled one; timed in the same alternating "
-    "rounds as the "
-    "training steps. The matmul FLOPs are those of the training step, so the fractions compare "
-    "directly.")
+    "rounds as the training steps. The matmul FLOPs are those of the training step, so the "
+    "fractions compare directly.")
 
 
 SPLIT_CAPTION = (

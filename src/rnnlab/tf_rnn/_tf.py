@@ -70,9 +70,10 @@ DTYPE = tf.float32
 # default): Eigen cuts a large matmul's sum (the weight gradients over all stacked time steps)
 # into one block per thread, so the thread count decides the order of the additions and with it
 # the last bits. At train_memory's step shape 1, 2 and 4 threads gave three different sets of
-# weights; with the count pinned, the results are the same on 1 core, 2 or 64. Two, because
-# the committed results were made with two (a 2-core machine's default) and steps this small
-# gain little from more; on one core the two threads take turns (tests/bits_probe.py).
+# weights; pinned, they do not depend on the cores (tests/tf_rnn/test_train.py checks one core
+# and RNNLAB_CORES=4 against all cores). Two, because the committed results were made with two
+# (a 2-core machine's default) and steps this small gain little from more; on one core the two
+# threads take turns.
 INTRA_OP_THREADS = 2
 tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
 CORES = available_cores()
