@@ -69,16 +69,15 @@ DTYPE = tf.float32
 # The threads of one op (a matmul) are pinned, not the machine's core count (TensorFlow's
 # default): Eigen cuts a large matmul's sum (the weight gradients over all stacked time steps)
 # into one block per thread, so the thread count decides the order of the additions and with it
-# the last bits. At train_memory's step shape 1, 2 and 4 threads gave three different sets of
-# weights; pinned, they do not depend on the cores (tests/tf_rnn/test_train.py checks one core
-# and RNNLAB_CORES=4 against all cores). Two, because the committed results were made with two
+# the last bits. tests/bits_probe.py (train_memory's step shape) gave three different digests
+# at a3d250d on one core, on two and with RNNLAB_CORES=4; pinned, they are the same
+# (tests/tf_rnn/test_train.py checks it). Two, because the committed results were made with two
 # (a 2-core machine's default) and steps this small gain little from more; on one core the two
 # threads take turns.
 INTRA_OP_THREADS = 2
 tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
-CORES = available_cores()
 if "RNNLAB_CORES" in os.environ:  # a share of a shared machine: independent ops to match
-    tf.config.threading.set_inter_op_parallelism_threads(CORES)
+    tf.config.threading.set_inter_op_parallelism_threads(available_cores())
 
 
 def set_determinism(seed: int) -> None:
