@@ -88,9 +88,10 @@ SPLIT_CAPTION = (
 SWEEP_CAPTION = (
     "Where a queued sweep experiment's time goes (benchmarks/sweep_overhead.py): capacity-grid "
     "experiments (train_memory at the full grid's 15 epochs; LSTM and matched RNN at B = 5 and "
-    "40, seed 0) run in a temporary clone as `make capacity` runs them (a pool of `dvc exp run "
-    "--temp` processes), each stage's phases read from the run's log. DVC's part is the worker "
-    "time per experiment left over by the stages.")
+    "40, seed 0) run in a temporary clone as `make capacity` runs them (a pool of "
+    "rnnlab.workflows.worker processes), each stage's phases read from the run's log. DVC's "
+    "part is the worker time per experiment left over by the stages; the overhead is all but "
+    "training proper.")
 
 
 def accuracy_table(numpy_s: float, lstm_s: float) -> str:

@@ -1,11 +1,13 @@
-"""Where a sweep experiment's wall time goes: DVC (workspace copy, commit), interpreter
-start-up, TensorFlow import, XLA compilation, data loading, training, evaluation and writing.
+"""Where a sweep experiment's wall time goes: DVC (reproduce's bookkeeping, `exp save`), the
+workers' start (copy of the repository, imports), XLA compilation, data loading, training,
+evaluation and writing.
 
 Runs capacity-grid experiments (train_memory at the full grid's 15 epochs) in a temporary clone
-of this repository, as `make capacity` does (a pool of `dvc exp run --temp` processes,
+of this repository, as `make capacity` does (a pool of rnnlab.workflows.worker processes,
 rnnlab.workflows.queue), and reads every run's log (.dvc/tmp/rnnlab/logs/NAME.log) for the
 timing line each stage prints. DVC's share is the experiment's wall time left over by the
-stages: starting DVC, copying the workspace, checking out, committing the experiment.
+stages: the workers' start shared out, checking out, DVC's reproduce bookkeeping, saving the
+experiment and pushing its ref. The overhead is everything but training proper.
 
     python benchmarks/sweep_overhead.py [--jobs 2] [--cells lstm rnn] [--delays 5 40]
     python benchmarks/sweep_overhead.py --existing cap --wall 794   # a sweep that already ran
@@ -27,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TIMING = re.compile(r"^(?P<stage>[\w@]+): .* \[(?P<total>[\d.]+) s: (?P<phases>[^;\]]*)")
 LOGS = Path(".dvc/tmp/rnnlab/logs")  # rnnlab.workflows.queue writes one log per run here
+TRAINING = "training (with 10 test-metric checkpoints)"  # training proper; the rest: overhead
 
 
 def clone(dest: Path) -> None:
@@ -68,12 +71,13 @@ def breakdown(wall: float, experiments: list[dict], jobs: int) -> list[tuple[str
     mean = {key: sum(e.get(key, 0.0) for e in experiments) / n
             for key in {k for e in experiments for k in e}}
     compile_ = mean.get("of which first step (compile)", 0.0)
-    parts = [("DVC: start, workspace copy, checkout, commit", wall * jobs / n - mean["stages"]),
+    parts = [("DVC and the workers: start, copy, checkout, reproduce, save",
+              wall * jobs / n - mean["stages"]),
              ("interpreter start-up (all stages)", mean.get("startup", 0.0)),
              ("TensorFlow import", mean.get("import", 0.0)),
              ("data loading", mean.get("data", 0.0)),
              ("XLA tracing + compilation (first step)", compile_),
-             ("training (with 10 test-metric checkpoints)", mean.get("train", 0.0) - compile_),
+             (TRAINING, mean.get("train", 0.0) - compile_),
              ("evaluation", mean.get("evaluate", 0.0)),
              ("writing outputs", mean.get("write", 0.0))]
     other = mean["stages"] - sum(seconds for _, seconds in parts[1:])
@@ -86,6 +90,9 @@ def table(title: str, wall: float, rows: list[tuple[str, float]], n: int, jobs: 
              f"({per_exp:.1f} s of worker time per experiment)", "",
              "| part of a sweep experiment | seconds | share |", "|---|---:|---:|"]
     lines += [f"| {name} | {seconds:.1f} | {seconds / per_exp:.0%} |" for name, seconds in rows]
+    overhead = per_exp - dict(rows)[TRAINING]
+    lines.append(f"| **overhead: all but training proper** | **{overhead:.1f}** | "
+                 f"**{overhead / per_exp:.0%}** |")
     return "\n".join(lines)
 
 

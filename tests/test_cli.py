@@ -103,7 +103,7 @@ def test_bad_options_end_in_one_line_and_write_nothing(argv, line, capsys, tmp_p
 
 @pytest.mark.parametrize("name, module, error", [
     ("compare", compare, RnnlabError("params.yaml: tf_model.cell must be one of ...")),
-    ("capacity", capacity, RuntimeError("DVC refused to queue cap-lstm-b0-s0: ...")),
+    ("capacity", capacity, RuntimeError("DVC refused to run cap-lstm-b0-s0: ...")),
     ("capacity", capacity, subprocess.CalledProcessError(1, ["dvc", "exp", "show"])),
 ])
 def test_workflow_errors_end_in_one_line_naming_the_command(name, module, error, capsys,

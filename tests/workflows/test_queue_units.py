@@ -1,6 +1,6 @@
-"""rnnlab.workflows.queue without DVC: the run pool (with stand-in commands for `dvc exp run
---temp`), its time limit, failure reasons, the status call that must not fail silently, and
-the clean-up of what interrupted runs leave in DVC's tmp folder."""
+"""rnnlab.workflows.queue without DVC: the worker pool (with a stand-in worker), its time
+limit, failure reasons, the status call that must not fail silently, and the clean-up of what
+interrupted runs leave in DVC's tmp folder."""
 
 from __future__ import annotations
 
@@ -14,20 +14,28 @@ import pytest
 
 from rnnlab.workflows import dvc_commands, queue
 
-# A stand-in for `dvc exp run --temp`: makes its "temporary copy" (what launch waits for),
-# then behaves as its run's overrides say: print a stage error and fail, or sleep.
+# A stand-in for rnnlab.workflows.worker: answers each run as its overrides say (fail with a
+# stage error, sleep, or end the worker), and records its pid and each run it was given.
 STAND_IN = """
-import os, sys, time
-os.makedirs(".dvc/tmp/exps/standalone/tmp" + sys.argv[1], exist_ok=True)
-if sys.argv[2] == "fail":
-    sys.exit("train: error: training diverged at step 3\\nERROR: failed to reproduce 'train'")
-time.sleep(float(sys.argv[3]))
+import json, os, sys, time
+for line in sys.stdin:
+    run = json.loads(line)
+    mode = run["overrides"].get("mode", "ok")
+    with open("given", "a") as given:
+        given.write(f"{os.getpid()} {run['name']} {run['overwrite']}\\n")
+    time.sleep(run["overrides"].get("sleep", 0))
+    if mode == "die":
+        sys.exit(3)
+    reason = "training diverged at step 3" if mode == "fail" else None
+    print(json.dumps({"name": run["name"], "ok": mode != "fail", "reason": reason}), flush=True)
 """
+STAND_IN_COMMAND = [sys.executable, "-c", STAND_IN]
 
 
-def stand_in(run: queue.Run) -> list[str]:
-    return [sys.executable, "-c", STAND_IN, run.name, run.overrides.get("mode", "ok"),
-            str(run.overrides.get("sleep", 0))]
+def given(folder) -> list[tuple[int, str]]:
+    """(worker pid, run name) of every run handed out, in order."""
+    lines = (folder / "given").read_text().splitlines() if (folder / "given").exists() else []
+    return [(int(pid), name) for pid, name, _ in map(str.split, lines)]
 
 
 def alive(pid: int) -> bool:
@@ -38,47 +46,46 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_the_pool_runs_everything_and_reports_a_failure_by_its_stage_error(tmp_path,
-                                                                           monkeypatch):
+def test_the_pool_runs_everything_on_its_workers_and_reports_a_failure(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    runs = [queue.Run("a"), queue.Run("b", {"mode": "fail"}), queue.Run("c", {"sleep": 0.3})]
-    failures = queue.run_pool(runs, 2, "test", command=stand_in, tick=0.02)
+    runs = [queue.Run(name, {"sleep": 0.1}) for name in "abcde"]
+    runs[1] = queue.Run("b", {"mode": "fail"})
+    failures = queue.run_pool(runs, 2, "test", command=STAND_IN_COMMAND, tick=0.02)
     assert failures == {"b": "training diverged at step 3"}
+    handed = given(tmp_path)
+    assert sorted(name for _, name in handed) == list("abcde")
+    assert len({pid for pid, _ in handed}) == 2  # two workers took all five
+    assert not any(alive(pid) for pid, _ in handed)  # told to end, and ended
     assert list((tmp_path / queue.STATE / "runs").iterdir()) == []  # nothing left recorded
+
+
+def test_a_worker_that_ends_fails_its_run_alone_and_another_takes_the_rest(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runs = [queue.Run("a"), queue.Run("dies", {"mode": "die"}), queue.Run("c"), queue.Run("d")]
+    failures = queue.run_pool(runs, 1, "test", command=STAND_IN_COMMAND, tick=0.02)
+    assert failures == {"dies": f"failed with exit 3; see {queue.STATE / 'logs' / 'workers.log'}"}
+    handed = given(tmp_path)
+    assert [name for _, name in handed] == ["a", "dies", "c", "d"]
+    assert handed[0][0] == handed[1][0] != handed[2][0] == handed[3][0]
 
 
 def test_a_tensorflow_run_gets_a_numpy_run_beside_it_where_one_is_waiting():
     tf_run, np_run = queue.Run("tf", multicore=True), queue.Run("np")
-
-    def beside(*runs):
-        return [queue.Active(run, None, None, set()) for run in runs]
-
     pending = [tf_run, tf_run, np_run, np_run]
-    assert queue.next_run(pending, beside(tf_run)) == 2     # the first numpy run
-    assert queue.next_run(pending, beside(np_run)) == 0     # in order
-    assert queue.next_run(pending, beside()) == 0
-    assert queue.next_run([tf_run, tf_run], beside(tf_run)) == 0  # only TensorFlow left
+    assert queue.next_run(pending, [tf_run]) == 2     # the first numpy run
+    assert queue.next_run(pending, [np_run]) == 0     # in order
+    assert queue.next_run(pending, []) == 0
+    assert queue.next_run([tf_run, tf_run], [tf_run]) == 0  # only TensorFlow left
 
 
-def test_a_run_failing_on_dvcs_lock_is_run_once_more_overwriting_its_experiment(
-        tmp_path, monkeypatch):
-    """DVC can fail on its repository lock after the run committed its experiment: the retry
-    must overwrite it (`dvc exp run -f`), or DVC refuses it as a conflict."""
+def test_params_dvc_refuses_stop_the_sweep_with_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    busy_once = ("import os, sys\n" + STAND_IN.split("if sys.argv[2]")[0]
-                 + "if not os.path.exists('tried'):\n"
-                 "    open('tried', 'w').close()\n"
-                 "    sys.exit('ERROR: Unable to acquire lock')\n")
-    launched = []
-
-    def command(run: queue.Run) -> list[str]:
-        launched.append(queue.temp_command(run))
-        return [sys.executable, "-c", busy_once, run.name]
-
-    assert queue.run_pool([queue.Run("a", targets=("train",))], 1, "test", command=command,
-                          tick=0.02) == {}
-    assert launched == [["dvc", "exp", "run", "--temp", "-n", "a", "train"],
-                        ["dvc", "exp", "run", "--temp", "-f", "-n", "a", "train"]]
+    with pytest.raises(RuntimeError) as error:
+        queue.refused("cap-b2", "Invalid `--set-param` value: Could not override 'x.y'.\nmore")
+    assert str(error.value) == ("DVC refused to run cap-b2: Invalid `--set-param` value: "
+                                "Could not override 'x.y'.")
+    assert queue.refused("a", "loss is nan") == "loss is nan"
 
 
 def test_a_run_far_over_the_longest_is_stopped_and_reported(tmp_path, monkeypatch):
@@ -86,33 +93,32 @@ def test_a_run_far_over_the_longest_is_stopped_and_reported(tmp_path, monkeypatc
     monkeypatch.setattr(queue, "MIN_LIMIT", 0.5)
     runs = [queue.Run("quick"), queue.Run("stuck", {"sleep": 60})]
     start = time.monotonic()
-    failures = queue.run_pool(runs, 2, "test", command=stand_in, tick=0.02)
+    failures = queue.run_pool(runs, 2, "test", command=STAND_IN_COMMAND, tick=0.02)
     assert time.monotonic() - start < 20
     assert list(failures) == ["stuck"] and failures["stuck"].startswith("stopped after ")
     assert "over 5x the longest finished run (0 s)" in failures["stuck"]
     assert queue.overtime_reason(7300, []) == "stopped after 7300 s, with no other run finished"
+    assert not any(alive(pid) for pid, _ in given(tmp_path))
 
 
-def test_an_interrupt_stops_every_run_in_progress_before_it_goes_on(tmp_path, monkeypatch):
+def test_an_interrupt_stops_every_worker_before_it_goes_on(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    launched = []
+    started = []
+    real_start = queue.start_worker
 
-    def command(run: queue.Run) -> list[str]:
-        if len(launched) == 2:  # Ctrl-C while the third run is being started
+    def start_worker(command):
+        if len(started) == 2:  # Ctrl-C while the third worker is being started
             raise KeyboardInterrupt
-        launched.append(run.name)
-        return stand_in(run)
+        started.append(real_start(command))
+        return started[-1]
 
+    monkeypatch.setattr(queue, "start_worker", start_worker)
     runs = [queue.Run(name, {"sleep": 60}) for name in ("a", "b", "c")]
-    pids = []
-    real_launch = queue.launch
-    monkeypatch.setattr(queue, "launch", lambda run, cmd: pids.append(real_launch(run, cmd))
-                        or pids[-1])
     with pytest.raises(KeyboardInterrupt):
-        queue.run_pool(runs, 3, "test", command=command, tick=0.02)
-    assert launched == ["a", "b"]
-    assert all(a.proc.returncode is not None for a in pids)
-    assert not any(alive(a.proc.pid) for a in pids)
+        queue.run_pool(runs, 3, "test", command=STAND_IN_COMMAND, tick=0.02)
+    assert len(started) == 2
+    assert all(w.proc.returncode is not None for w in started)
+    assert not any(alive(w.proc.pid) for w in started)
     assert list((tmp_path / queue.STATE / "runs").iterdir()) == []
 
 
@@ -131,7 +137,8 @@ def test_the_failure_reason_is_the_stage_error_else_dvcs_else_where_to_look(tmp_
     log.write_text("train: error: loss is nan\nERROR: failed to reproduce 'train'\n")
     assert queue.failure_reason(log, 255) == "loss is nan"
     log.write_text("Killed\n")
-    assert queue.failure_reason(log, -9) == f"failed with exit -9; see {log}"
+    assert queue.failure_reason(log, -9) == f"its process was killed (SIGKILL); see {log}"
+    assert queue.failure_reason(log, 2) == f"failed with exit 2; see {log}"
 
 
 def _completed(returncode: int, stdout: str = "", stderr: str = ""):
@@ -203,14 +210,15 @@ def test_runs_left_by_a_killed_workflow_are_stopped_and_others_left_alone(tmp_pa
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / queue.STATE / "runs"
     runs.mkdir(parents=True)
-    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--temp"],
-                              start_new_session=True, preexec_fn=queue.default_sigint)
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                               queue.WORKER_MODULE], start_new_session=True,
+                              preexec_fn=queue.default_sigint)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                              start_new_session=True)
     dead_owner = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                                 capture_output=True, text=True).stdout.strip()
     (runs / str(orphan.pid)).write_text(f"{dead_owner} orphan")
-    (runs / str(other.pid)).write_text(f"{dead_owner} recycled pid")  # not a --temp run
+    (runs / str(other.pid)).write_text(f"{dead_owner} recycled pid")  # not a worker
     try:
         assert queue.recorded_runs() == [orphan.pid]
         queue.heal()

@@ -17,6 +17,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 _seconds: dict[str, float] = {}
+_started_here = False  # True in a worker (rnnlab.workflows.worker): no process start-up to count
+
+
+def reset_phases() -> None:
+    """Forget the phases counted so far: a worker runs one stage after another in one process."""
+    global _started_here
+    _seconds.clear()
+    _started_here = True
 
 
 @contextlib.contextmanager
@@ -58,7 +66,7 @@ def run_stage(name: str, main: Callable[[], str]) -> None:
     non-zero; Ctrl-C prints one line instead of a traceback. Outputs are written atomically by
     the library, so an interrupted stage never leaves a partial result file.
     """
-    startup = _since_process_start()
+    startup = 0.0 if _started_here else _since_process_start()
     start = time.perf_counter()
     try:
         summary = main()

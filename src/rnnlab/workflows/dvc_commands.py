@@ -4,7 +4,7 @@ Every dvc command goes through this environment's dvc, with this environment's b
 first on PATH: the stages run `python stages/...`, so without it `python -m rnnlab.capacity`
 from a shell where the venv is not activated would train with another interpreter. Commands
 are argument lists, never shell strings.
-The experiments themselves run as `dvc exp run --temp` subprocesses (rnnlab.workflows.queue).
+The experiments themselves run in worker processes (rnnlab.workflows.queue and .worker).
 """
 
 from __future__ import annotations

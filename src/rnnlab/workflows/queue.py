@@ -1,21 +1,27 @@
 """Named DVC experiments, run in parallel: what `make compare` and `make capacity` share.
 
-Each run is `dvc exp run --temp -n NAME -S key=value ... [stages]`, a subprocess of its own
-(in its own temporary copy of the repository); `jobs` of them run at a time, in the given order
-except that a TensorFlow run (which spreads over every core) gets numpy runs beside it while
-any wait (`next_run`). Every result is an ordinary experiment (`dvc exp show`,
-`dvc metrics diff`, `dvc exp push`). A run that fails is
-reported with the stage's own one-line error, taken from the run's output.
+`jobs` worker processes (rnnlab.workflows.worker) take the runs one at a time, in the given
+order except that a TensorFlow run (which spreads over every core) gets numpy runs beside it
+while any wait (`next_run`). A worker makes its own copy of the repository once, imports
+TensorFlow once, and then, for each run: params.yaml with the run's -S values, DVC
+reproducing the run's stages, `dvc exp save` under the run's name, the experiment's ref pushed
+here. Every result is an ordinary experiment (`dvc exp show`, `dvc metrics diff`,
+`dvc exp push`), the same commit `dvc exp run --temp -n NAME -S ...` makes
+(tests/workflows/test_worker.py). A run that fails is reported with the stage's own one-line
+error, taken from the run's output.
 
-Why not DVC's queue (`dvc exp run --queue` + `dvc queue start`), which rnnlab used before:
-stopping it mid-sweep broke the repository. After `dvc queue stop --kill` (which shuts the
-Celery workers down, then kills the running tasks) the killed tasks ended Failed, but the
-workers had taken the next queued ones, which stayed "Running" with no worker and no info
-file, and every `dvc exp show` then failed with "No such file or directory:
-.dvc/tmp/exps/run/<id>/<id>.run" (3 of 3 tries; treeverse/dvc#7068, and random failures with
--j > 1: treeverse/dvc#10673); the killed tasks' stage processes went on training. A run of
-our own is one process group that we stop as a whole, and the next workflow cleans up after a
-run that could not clean up itself (see `heal`, which also repairs that queue state).
+Why workers and not one `dvc exp run --temp` per run, which rnnlab used before: that paid,
+for every experiment, for starting DVC, a copy of the repository, a process per stage and
+TensorFlow's import, about 15 s of a capacity experiment's 60 (benchmarks/sweep_overhead.py).
+Why not DVC's queue (`dvc exp run --queue` + `dvc queue start`), used before that: stopping
+it mid-sweep broke the repository. After `dvc queue stop --kill` (which shuts the Celery
+workers down, then kills the running tasks) the killed tasks ended Failed, but the workers had
+taken the next queued ones, which stayed "Running" with no worker and no info file, and every
+`dvc exp show` then failed with "No such file or directory: .dvc/tmp/exps/run/<id>/<id>.run"
+(3 of 3 tries; treeverse/dvc#7068, and random failures with -j > 1: treeverse/dvc#10673); the
+killed tasks' stage processes went on training. A worker of our own is one process group that
+we stop as a whole, and the next workflow cleans up after one that could not clean up itself
+(see `heal`, which also repairs what the earlier ways left).
 
 Results are read from the experiments' git commits (refs/exps/...). A run whose experiment
 already exists with the same params and the same code for the stages it runs (its dvc.lock
@@ -25,15 +31,17 @@ a workflow with nothing changed trains nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,25 +50,26 @@ from typing import Any
 from rnnlab.pipeline.code_deps import (FINGERPRINT_STAGE, current_md5, declared, is_code_dep,
                                       upstream_stages, uses_tensorflow)
 from rnnlab.pipeline.params import parse_yaml, read_params
-from rnnlab.workflows.dvc_commands import dvc, dvc_output_retried, environment, set_values
+from rnnlab.workflows.dvc_commands import dvc, dvc_output_retried, environment
 
 TASK_ID = re.compile(r"[0-9a-f]{7,}")
 STAGE_ERROR = re.compile(r"^[\w@.-]+: error: (.*)$", re.MULTILINE)  # run_stage's one-line errors
 DVC_ERROR = re.compile(r"^ERROR: (.*)$", re.MULTILINE)
 
-# Our own bookkeeping, in DVC's git-ignored tmp folder: one file per running run (its process
-# group, so that the next workflow can stop what a killed one left running) and each run's
-# output (for its failure reason).
+# Our own bookkeeping, in DVC's git-ignored tmp folder: one file per running worker (its
+# process group, so that the next workflow can stop what a killed one left running), each
+# run's output (for its failure reason) and the workers' copies of the repository.
 STATE = Path(".dvc/tmp/rnnlab")
-# Where `dvc exp run --temp` copies the repository (one tmp* folder per run) and keeps each
-# run's info file (run/<id>/<id>.run); every --temp run also leaves an info file in
-# .dvc/tmp/exps/run/ (a DVC quirk), which only DVC's queue reads.
+WORKERS = STATE / "workers"  # one <worker pid>-* folder per worker (rnnlab.workflows.worker)
+WORKER_MODULE = "rnnlab.workflows.worker"
+# Where `dvc exp run --temp` (which earlier rnnlab versions ran) copies the repository (one
+# tmp* folder per run) and keeps each run's info file (run/<id>/<id>.run); every --temp run
+# also leaves an info file in .dvc/tmp/exps/run/ (a DVC quirk), which only DVC's queue reads.
 STANDALONE = Path(".dvc/tmp/exps/standalone")
 EXEC_INFOS = Path(".dvc/tmp/exps/run")
 CELERY = Path(".dvc/tmp/exps/celery")  # DVC's queue, which earlier rnnlab versions used
 
-STOP_SECONDS = 15.0  # how long a stopped run gets to clean up after itself before SIGKILL
-START_SECONDS = 120.0  # how long a run may take to copy the repository and start
+STOP_SECONDS = 15.0  # how long a stopped worker gets to clean up after itself before SIGKILL
 # A run is given up (killed and reported) when it has run this many times as long as the
 # longest finished run of its workflow, and at least MIN_LIMIT seconds; FIRST_LIMIT before
 # any has finished.
@@ -180,44 +189,44 @@ def clear(names: list[str]) -> None:
             subprocess.run(["git", "update-ref", "-d", ref], check=True)
 
 
-# ----------------------------------------------------------------------------- one run
+# ----------------------------------------------------------------------------- workers
+
+def worker_command(tensorflow: bool = True) -> list[str]:
+    """A worker process (rnnlab.workflows.worker) for this repository, starting every
+    experiment from its files as they are now; it imports TensorFlow before its first run if
+    the sweep has TensorFlow runs."""
+    from rnnlab.workflows.worker import snapshot
+
+    flags = ["--start", snapshot(Path("."))] + ([] if tensorflow else ["--no-tensorflow"])
+    return [sys.executable, "-m", WORKER_MODULE, *flags, os.path.realpath(".")]
+
 
 @dataclass
-class Active:
-    """A run in progress: its `dvc exp run --temp` process (leader of its own process group,
-    which its stage's processes join) and where its output goes."""
+class Worker:
+    """A worker process (leader of its own process group, which the processes running its
+    experiments' stages join) and the run it is on (None: waiting for one)."""
 
-    run: Run
     proc: subprocess.Popen
-    log: Path
-    copies_before: set[str]  # DVC's temporary copies when it started
-    started: float = 0.0  # when DVC had copied the repository for it (0: not yet)
+    run: Run | None = None
+    started: float = 0.0  # when it was given its run
 
 
-def temp_command(run: Run) -> list[str]:
-    """`dvc exp run --temp [-f] -n NAME -S key=value ... [stages]`."""
-    sets = [arg for value in set_values(run.overrides) for arg in ("-S", value)]
-    force = ["-f"] if run.overwrite else []
-    return ["dvc", "exp", "run", "--temp", *force, "-n", run.name, *sets, *run.targets]
-
-
-def launch(run: Run, command: Callable[[Run], list[str]] = temp_command) -> Active:
-    """Start one run in a session of its own and record its process group in STATE.
+def start_worker(command: list[str]) -> Worker:
+    """Start a worker in a session of its own and record its process group in STATE.
 
     Its own session: Ctrl-C in a terminal reaches the workflow alone, which then stops each
-    run in an order DVC survives (stop_runs), instead of every process at once. SIGINT back
-    to its default in the run: a workflow started with SIGINT ignored (nohup, a CI runner)
-    would pass that on, and its runs could then only be killed (stop_groups' SIGKILL after
-    STOP_SECONDS), leaving DVC's temporary copies behind."""
+    worker (stop_workers) and waits for it to clean up, instead of every process at once.
+    SIGINT back to its default in the worker: a workflow started with SIGINT ignored (nohup,
+    a CI runner) would pass that on, and its workers could then only be killed (stop_groups'
+    SIGKILL after STOP_SECONDS), leaving their copies behind (heal removes them)."""
     (STATE / "logs").mkdir(parents=True, exist_ok=True)
-    log, before = STATE / "logs" / f"{run.name}.log", temp_dirs()
-    with log.open("w") as out:
-        proc = subprocess.Popen(command(run), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=environment(),
+    with (STATE / "logs" / "workers.log").open("a") as errors:  # a worker's own errors
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=errors, text=True, env=environment(),
                                 start_new_session=True, preexec_fn=default_sigint)
     (STATE / "runs").mkdir(parents=True, exist_ok=True)
-    (STATE / "runs" / str(proc.pid)).write_text(f"{os.getpid()} {run.name}")
-    return Active(run, proc, log, before)
+    (STATE / "runs" / str(proc.pid)).write_text(f"{os.getpid()} worker")
+    return Worker(proc)
 
 
 def default_sigint() -> None:
@@ -226,38 +235,73 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def wait_started(a: Active, seconds: float = START_SECONDS) -> None:
-    """Wait until DVC has copied the repository for the run (or has given up).
-
-    Until then DVC has the run's -S values written into the workspace's params.yaml and the
-    run in a git stash that every `dvc exp run --temp` shares: each runs the newest entry, so
-    a second one started before the first had taken its own would run the first one's
-    experiment, and a run stopped then could leave the workspace's params.yaml changed."""
-    deadline = time.monotonic() + seconds
-    while (a.proc.poll() is None and temp_dirs() <= a.copies_before
-           and time.monotonic() < deadline):
-        time.sleep(0.05)
-    a.started = time.monotonic()
+def give(worker: Worker, run: Run) -> None:
+    """Hand a run to an idle worker (one JSON line; see rnnlab.workflows.worker)."""
+    request = {"name": run.name, "overrides": run.overrides, "targets": list(run.targets),
+               "overwrite": run.overwrite}
+    (STATE / "logs" / f"{run.name}.log").unlink(missing_ok=True)  # an earlier sweep's
+    worker.proc.stdin.write(json.dumps(request) + "\n")
+    worker.proc.stdin.flush()
+    worker.run, worker.started = run, time.monotonic()
 
 
-def temp_dirs() -> set[str]:
-    try:
-        return {p.name for p in STANDALONE.iterdir() if p.name.startswith("tmp")}
-    except OSError:
-        return set()
+def replies(busy: list[Worker], seconds: float) -> list[tuple[Worker, dict | None]]:
+    """The workers of `busy` that finish their run within `seconds`, each with its reply;
+    None for a worker that ended instead (killed, or failed to start)."""
+    if not busy:
+        time.sleep(seconds)
+        return []
+    ready, _, _ = select.select([w.proc.stdout for w in busy], [], [], seconds)
+    done = []
+    for worker in (w for w in busy if w.proc.stdout in ready):
+        line = worker.proc.stdout.readline()  # one reply per run given: never a second line
+        done.append((worker, json.loads(line) if line.strip() else None))
+    return done
 
 
 def forget(proc: subprocess.Popen) -> None:
     (STATE / "runs" / str(proc.pid)).unlink(missing_ok=True)
 
 
+def close_workers(workers: list[Worker]) -> None:
+    """Tell idle workers there is no more work (end of their input): each removes its copy
+    and ends; stopped if it has not after STOP_SECONDS."""
+    for worker in workers:
+        with contextlib.suppress(OSError):
+            worker.proc.stdin.close()
+    deadline = time.monotonic() + STOP_SECONDS
+    while any(w.proc.poll() is None for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop_workers(workers)
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    """Stop these workers (their whole process groups: the run in progress is not saved) and
+    wait until they have cleaned up."""
+    stop_groups([w.proc.pid for w in workers if w.proc.poll() is None])
+    for worker in workers:
+        worker.proc.wait()
+        for pipe in (worker.proc.stdin, worker.proc.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+        forget(worker.proc)
+
+
+def ended(worker: Worker) -> None:
+    """A worker whose replies ended: let it exit by itself (its exit code says why it
+    ended), stopped if it has not within STOP_SECONDS."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        worker.proc.wait(STOP_SECONDS)
+    stop_workers([worker])
+
+
 def stop_groups(pids: list[int], seconds: float = STOP_SECONDS) -> None:
     """SIGINT to each process group, SIGKILL to those still there after `seconds`.
 
-    SIGINT first: the stage's Python stops with KeyboardInterrupt, and `dvc exp run` (which
-    ignores SIGINT while its stage runs) reports the failure and removes its temporary copy.
-    SIGKILL would leave the copy behind, which `dvc exp show` lists as running (heal removes
-    it). A group, never one process: a killed `dvc` leaves its stage training."""
+    SIGINT first: the stage's Python stops with KeyboardInterrupt, and the worker waits for
+    its experiment's process to end, then removes its copy of the repository. SIGKILL would
+    leave the copy behind (heal removes it). A group, never one process: a killed worker
+    would leave its experiment's process training."""
     for pid in pids:
         signal_group(pid, signal.SIGINT)
     deadline = time.monotonic() + seconds
@@ -289,22 +333,9 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def stop_runs(active: list[Active]) -> None:
-    """Stop these runs (their whole process groups) and clean up after them; a run still
-    starting first gets its copy of the repository (see wait_started)."""
-    for a in active:
-        if not a.started:
-            wait_started(a, STOP_SECONDS)
-    stop_groups([a.proc.pid for a in active])
-    for a in active:
-        a.proc.wait()
-        forget(a.proc)
-    tidy()
-
-
-def failure_reason(log: Path, returncode: int | None = None) -> str:
+def failure_reason(log: Path, returncode: int | None = None, shown: Path | None = None) -> str:
     """The stage's own one-line error in a run's output (e.g. 'training diverged ...'), else
-    DVC's last error line, else where to look."""
+    DVC's last error line, else where to look (`shown`: the log's path as the user sees it)."""
     try:
         text = log.read_text(errors="replace")
     except OSError:
@@ -313,14 +344,16 @@ def failure_reason(log: Path, returncode: int | None = None) -> str:
         errors = pattern.findall(text)
         if errors:
             return errors[-1].strip()
+    if returncode is not None and returncode < 0:  # its process was killed (kill -9, OOM)
+        return f"its process was killed ({signal.Signals(-returncode).name}); see {shown or log}"
     exit_text = f" with exit {returncode}" if returncode is not None else ""
-    return f"failed{exit_text}; see {log}"
+    return f"failed{exit_text}; see {shown or log}"
 
 
 # ----------------------------------------------------------------------------- healing
 
 def heal() -> None:
-    """Leave DVC as a clean stop would have: stop the runs that a killed workflow (kill -9,
+    """Leave DVC as a clean stop would have: stop the workers that a killed workflow (kill -9,
     which runs no clean-up) left running, then tidy up."""
     leftover = recorded_runs()
     if leftover:
@@ -331,20 +364,21 @@ def heal() -> None:
 
 
 def tidy() -> None:
-    """Remove what runs that could not clean up left in DVC's tmp folder (only while no
-    `dvc exp run` of anyone's is going on), and the tasks DVC's queue shows as running with
-    no worker."""
-    if not dvc_processes(("exp", "run")):
+    """Remove what workers (and the `dvc exp run --temp` runs of earlier versions) that could
+    not clean up left in DVC's tmp folder (only while no worker or `dvc exp run` of anyone's
+    works in this repository), and the tasks DVC's queue shows as running with no worker."""
+    if not processes_here(is_worker_here) and not processes_here(is_dvc_exp_run):
+        remove_stale_copies()
         remove_stale_temp_runs()
         remove_partial_run_cache()
-    if CELERY.is_dir() and not dvc_processes(("queue-worker",)):
+    if CELERY.is_dir() and not processes_here(is_dvc_queue_worker):
         remove_orphaned_tasks()
 
 
 def recorded_runs() -> list[int]:
-    """Process groups of recorded runs whose workflow is gone but which are still `dvc exp
-    run --temp` processes (a recycled pid is left alone, and so are the runs of a workflow
-    still going on in this repository)."""
+    """Process groups of recorded workers whose workflow is gone but which are still workers
+    (a recycled pid is left alone, and so are the workers of a workflow still going on in this
+    repository)."""
     import psutil
 
     alive = []
@@ -353,7 +387,7 @@ def recorded_runs() -> list[int]:
             owner = int(path.read_text().split()[0])
             if owner != os.getpid() and psutil.pid_exists(owner):
                 continue
-            if "--temp" in psutil.Process(int(path.name)).cmdline():
+            if is_worker(psutil.Process(int(path.name)).cmdline()):
                 alive.append(int(path.name))
                 continue
         except (OSError, ValueError, IndexError, psutil.Error):
@@ -362,17 +396,45 @@ def recorded_runs() -> list[int]:
     return alive
 
 
-def dvc_processes(words: tuple[str, ...]) -> list[int]:
-    """Pids of the dvc processes working in this repository whose command line has `words`."""
+def is_worker(cmdline: list[str]) -> bool:
+    return WORKER_MODULE in cmdline
+
+
+def is_worker_here(cmdline: list[str]) -> bool:
+    """A worker for this repository (it works in its copy: its command line names the
+    repository)."""
+    return is_worker(cmdline) and cmdline[-1:] == [os.path.realpath(".")]
+
+
+def is_dvc_exp_run(cmdline: list[str]) -> bool:
+    return any(arg.endswith("dvc") for arg in cmdline[:2]) and "exp" in cmdline \
+        and "run" in cmdline
+
+
+def is_dvc_queue_worker(cmdline: list[str]) -> bool:
+    return any(arg.endswith("dvc") for arg in cmdline[:2]) and "queue-worker" in cmdline
+
+
+def processes_here(matches) -> list[int]:
+    """Pids of the processes working in this repository (or a worker's copy of it) whose
+    command line `matches`."""
     import psutil
 
     root, found = os.path.realpath("."), []
     for proc in psutil.process_iter(["cmdline", "cwd"]):
-        cmdline = proc.info["cmdline"] or []
-        if (proc.info["cwd"] == root and any(arg.endswith("dvc") for arg in cmdline[:2])
-                and all(word in cmdline for word in words)):
+        cwd = proc.info["cwd"] or ""
+        if (cwd == root or cwd.startswith(os.path.join(root, WORKERS) + os.sep)) \
+                and matches(proc.info["cmdline"] or []):
             found.append(proc.pid)
     return found
+
+
+def remove_stale_copies() -> None:
+    """Remove the copies of workers that ended without removing them (killed)."""
+    import shutil
+
+    for copy in WORKERS.glob("*"):
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def remove_stale_temp_runs() -> None:
@@ -479,83 +541,79 @@ def sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_pool(runs: list[Run], jobs: int, desc: str,
-             command: Callable[[Run], list[str]] = temp_command,
+def run_pool(runs: list[Run], jobs: int, desc: str, command: list[str] | None = None,
              tick: float = 0.2) -> dict[str, str]:
-    """Run every run, `jobs` at a time, with a progress bar; {name: failure reason} of those
-    that failed. Ctrl-C (or any error) stops the runs in progress before it goes on."""
+    """Run every run on `jobs` workers, with a progress bar; {name: failure reason} of those
+    that failed. Ctrl-C (or any error) stops the workers before it goes on."""
     from tqdm import tqdm
 
-    pending, active, failures, durations, retried = list(runs), [], {}, [], set()
+    command = command or worker_command(any(run.multicore for run in runs))
+    pending, workers, failures, durations = list(runs), [], {}, []
     with tqdm(total=len(runs), desc=desc, unit="exp", file=sys.stdout) as bar, \
             interrupts_raise():
         try:
-            while pending or active:
-                while pending and len(active) < jobs:
-                    active.append(launch(pending.pop(next_run(pending, active)), command))
-                    wait_started(active[-1])
-                    refused(active[-1])
-                time.sleep(tick)
-                for a in [a for a in active if a.proc.poll() is not None]:
-                    active.remove(a)
-                    forget(a.proc)
-                    if a.proc.returncode != 0 and is_lock_busy(a.log) \
-                            and a.run.name not in retried:
-                        # DVC's repo lock, busy for >3 s: once more. Overwriting: the run may
-                        # have failed on the lock after committing its experiment, which a
-                        # plain retry would refuse ("Experiment conflicts with existing
-                        # experiment"; seen in a full capacity grid)
-                        retried.add(a.run.name)
-                        pending.append(replace(a.run, overwrite=True))
-                        continue
-                    durations.append(time.monotonic() - a.started)
-                    if a.proc.returncode != 0:
-                        failures[a.run.name] = failure_reason(a.log, a.proc.returncode)
+            while pending or busy(workers):
+                while pending and len(busy(workers)) < jobs:
+                    idle = [w for w in workers if w.run is None]
+                    worker = idle[0] if idle else start_worker(command)
+                    workers += [] if idle else [worker]
+                    give(worker, pending.pop(next_run(pending, [w.run for w in busy(workers)])))
+                for worker, reply in replies(busy(workers), tick):
+                    name = worker.run.name
+                    if reply is None:  # the worker is ending (its replies closed)
+                        workers.remove(worker)
+                        ended(worker)
+                        log = STATE / "logs" / f"{name}.log"  # none if it never got that far
+                        failures[name] = failure_reason(
+                            log if log.exists() else STATE / "logs" / "workers.log",
+                            worker.proc.returncode)
+                    else:
+                        durations.append(time.monotonic() - worker.started)
+                        worker.run = None
+                        if not reply["ok"]:
+                            failures[name] = refused(name, reply["reason"])
                     bar.update(1)
-                for a in overdue(active, time_limit(durations)):
-                    active.remove(a)
-                    stop_runs([a])
-                    failures[a.run.name] = overtime_reason(time.monotonic() - a.started,
-                                                           durations)
+                for worker in overdue(busy(workers), time_limit(durations)):
+                    failures[worker.run.name] = overtime_reason(
+                        time.monotonic() - worker.started, durations)
+                    workers.remove(worker)
+                    stop_workers([worker])
                     bar.update(1)
         except BaseException:
             with sigint_ignored():
-                stop_runs(active)
+                stop_workers(workers)
             raise
+    close_workers(workers)
     return failures
 
 
-def next_run(pending: list[Run], active: list[Active]) -> int:
+def busy(workers: list[Worker]) -> list[Worker]:
+    return [w for w in workers if w.run is not None]
+
+
+def next_run(pending: list[Run], running: list[Run]) -> int:
     """The index in `pending` of the run to start next: the first, except that a run beside a
     multicore one (TensorFlow's) is the first single-core run if there is one. On two cores,
     two TensorFlow runs side by side get through about as much work as one after the other
     (1.1-1.2x), a TensorFlow run and a numpy run about 1.4x (benchmarks/sweep_contention.py),
     so a sweep of both kinds finishes sooner with each TensorFlow run paired with numpy
     ones."""
-    if any(a.run.multicore for a in active):
+    if any(run.multicore for run in running):
         return next((i for i, run in enumerate(pending) if not run.multicore), 0)
     return 0
 
 
-def refused(a: Active) -> None:
-    """RuntimeError with DVC's reason if DVC refused the run before it started (e.g. an -S
-    value it cannot apply): every run of the sweep would be refused alike."""
-    if a.proc.poll() is not None and a.proc.returncode != 0 and not is_lock_busy(a.log):
-        reason = failure_reason(a.log, a.proc.returncode)
-        if "Invalid `--set-param`" in reason or "Could not override" in reason:
-            raise RuntimeError(f"DVC refused to queue {a.run.name}: {reason.splitlines()[0]}")
+def refused(name: str, reason: str) -> str:
+    """The reason a run failed; a RuntimeError instead if DVC refused its params (an -S value
+    it cannot apply): every run of the sweep would be refused alike."""
+    if "Invalid `--set-param`" in reason or "Could not override" in reason:
+        raise RuntimeError(f"DVC refused to run {name}: {reason.splitlines()[0]}")
+    return reason
 
 
-def is_lock_busy(log: Path) -> bool:
-    try:
-        return "Unable to acquire lock" in log.read_text(errors="replace")
-    except OSError:
-        return False
-
-
-def overdue(active: list[Active], limit: float) -> list[Active]:
+def overdue(workers: list[Worker], limit: float) -> list[Worker]:
     now = time.monotonic()
-    return [a for a in active if now - a.started > limit]
+    return [w for w in workers if now - w.started > limit]
 
 
 def run_all(runs: list[Run], jobs: int,

@@ -1,0 +1,95 @@
+"""rnnlab.workflows.worker on a real git + DVC project (no TensorFlow): an experiment a worker
+makes is the commit `dvc exp run --temp` makes, whatever the worker ran before; its stages run
+in the worker's process; a failing stage fails its experiment alone. (Slow: real dvc commands.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import VENV_BIN, Project
+
+pytestmark = pytest.mark.slow
+
+# Writes a git-tracked metric and a cached output from its params section; says in `witness`
+# (outside the repository, so not part of the experiment) whether it ran in a worker's process.
+STAGE = """\
+import json, pathlib, sys
+import yaml
+name = sys.argv[1]
+params = yaml.safe_load(open("params.yaml"))[name]
+if params["n"] < 0:
+    sys.exit(f"{name}: error: n must be at least 0, got {params['n']}")
+in_worker = b"rnnlab.workflows.worker" in open("/proc/self/cmdline", "rb").read()
+with open(params["witness"], "a") as witness:
+    witness.write(f"{name} {in_worker}\\n")
+pathlib.Path("out").mkdir(exist_ok=True)
+pathlib.Path(f"out/{name}.txt").write_text(name * params["n"])
+json.dump({"n": params["n"]}, open(f"{name}.json", "w"))
+"""
+SWEEP = """
+import json, sys
+from rnnlab.workflows import queue
+runs = [queue.Run(name, overrides, tuple(targets)) for name, overrides, targets
+        in json.loads(sys.argv[1])]
+results, failures, current = queue.run_all(runs, 1, "test")
+print("RESULT", json.dumps({"results": sorted(results), "failures": failures}))
+"""
+
+
+def two_stage_project(root: Path) -> tuple[Project, Path]:
+    """Stages `one` and `two`, each from its own params section, committed with their outputs;
+    then an uncommitted change to params.yaml, which every experiment must carry."""
+    project, witness = Project(root / "repo"), root / "witness.txt"
+    (project.root / "stages").mkdir(parents=True)
+    (project.root / "stages/count.py").write_text(STAGE)
+    stages = {name: {"cmd": f"python stages/count.py {name}", "deps": ["stages/count.py"],
+                     "params": [name], "outs": [f"out/{name}.txt"],
+                     "metrics": [{f"{name}.json": {"cache": False}}]} for name in ("one", "two")}
+    (project.root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    project.write_params({name: {"n": 1, "witness": str(witness)} for name in ("one", "two")})
+    project.git("init", "-q", "-b", "main")
+    project.dvc("init", "-q")
+    project.dvc("repro", "-q")
+    project.commit("two stages")
+    witness.unlink()  # what the build wrote
+    project.set_params(two__n=2)  # uncommitted
+    return project, witness
+
+
+def sweep(project: Project, runs: list) -> dict:
+    out = project.run(str(VENV_BIN / "python"), "-c", SWEEP, json.dumps(runs)).stdout
+    return json.loads(out.split("RESULT", 1)[1])
+
+
+def tree(project: Project, name: str) -> str:
+    refs = project.git("for-each-ref", "--format=%(refname)", "refs/exps/").stdout.split()
+    ref = next(r for r in refs if r.rsplit("/", 1)[-1] == name)
+    return project.git("rev-parse", f"{ref}^{{tree}}").stdout.strip()
+
+
+def test_an_experiment_is_the_commit_dvc_exp_run_temp_makes(tmp_path):
+    project, witness = two_stage_project(tmp_path)
+    # one worker: "b" runs after "a" changed stage one's outputs, lock entry and metric
+    assert sweep(project, [["a", {"one.n": 3}, ["one"]], ["b", {"two.n": 4}, ["two"]]]) == {
+        "results": ["a", "b"], "failures": {}}
+    assert witness.read_text().splitlines() == ["one True", "two True"]  # in the worker
+    for name, value, stage in (("a", "one.n=3", "one"), ("b", "two.n=4", "two")):
+        project.dvc("exp", "run", "--temp", "-n", f"{name}-temp", "-S", value, stage)
+        assert tree(project, name) == tree(project, f"{name}-temp"), name
+    files = project.git("ls-tree", "-r", "--name-only", tree(project, "a")).stdout.split()
+    assert ".dvc/tmp/repro.dat" not in files  # dropped from what `exp save` commits
+    shown = project.git("show", f"{tree(project, 'a')}:params.yaml").stdout
+    assert yaml.safe_load(shown)["two"]["n"] == 2  # the workspace's uncommitted change
+    assert project.dvc("exp", "show", "--json").returncode == 0
+
+
+def test_a_failing_stage_fails_its_experiment_alone_with_its_error(tmp_path):
+    project, witness = two_stage_project(tmp_path)
+    result = sweep(project, [["bad", {"one.n": -1}, ["one"]], ["good", {"one.n": 5}, ["one"]]])
+    assert result == {"results": ["good"], "failures": {"bad": "n must be at least 0, got -1"}}
+    assert witness.read_text().splitlines() == ["one True"]
+    assert list((project.root / ".dvc/tmp/rnnlab/workers").iterdir()) == []  # copy removed
