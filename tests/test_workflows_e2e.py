@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import VENV_BIN, Project, make_project
 
@@ -158,3 +159,35 @@ def test_push_without_a_dvc_remote_is_refused_before_any_training(built_project,
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith(
         "rnnlab capacity: error: no default DVC remote for the experiments' outputs"), proc.stderr
+
+
+# A sweep of one run, train_memory then gradient_flow_memory at seed 1, on one worker.
+ONE_RUN = """
+import json
+from rnnlab.pipeline.code_deps import upstream_sections
+from rnnlab.pipeline.params import read_params
+from rnnlab.workflows import queue
+stages = ("gradient_flow_memory",)
+params = read_params()
+seeds = {f"{s}.seed": 1 for s in upstream_sections(list(stages)) if "seed" in params[s]}
+print(json.dumps(seeds))
+results, failures, _ = queue.run_all([queue.Run("one", seeds, stages)], 1, "test")
+assert not failures, failures
+"""
+
+
+def test_a_workers_experiment_has_the_outputs_dvc_repro_makes(built_copy):
+    """Two TensorFlow stages in one experiment (training, then the gradient flow through the
+    trained model) come out with every output's md5 as `dvc repro` makes them in new processes.
+    Run one after the other in one process, the second stage's last bits differed."""
+    project = built_copy
+    out = project.run(str(VENV_BIN / "python"), "-c", ONE_RUN).stdout
+    overrides = json.loads(out.splitlines()[0])  # then the progress bar
+    refs = project.git("for-each-ref", "--format=%(refname)", "refs/exps/").stdout.split()
+    ref = next(r for r in refs if r.endswith("/one"))
+    experiment = yaml.safe_load(project.git("show", f"{ref}:dvc.lock").stdout)["stages"]
+    project.set_params(**{key.replace(".", "__"): value for key, value in overrides.items()})
+    project.dvc("repro", "--no-run-cache", "gradient_flow_memory")
+    workspace = yaml.safe_load((project.root / "dvc.lock").read_text())["stages"]
+    for stage in ("train_memory", "gradient_flow_memory"):
+        assert experiment[stage]["outs"] == workspace[stage]["outs"], stage

@@ -22,7 +22,7 @@ for line in sys.stdin:
     run = json.loads(line)
     mode = run["overrides"].get("mode", "ok")
     with open("given", "a") as given:
-        given.write(f"{os.getpid()} {run['name']} {run['overwrite']}\\n")
+        given.write(f"{os.getpid()} {run['name']}\\n")
     time.sleep(run["overrides"].get("sleep", 0))
     if mode == "die":
         sys.exit(3)
@@ -35,7 +35,7 @@ STAND_IN_COMMAND = [sys.executable, "-c", STAND_IN]
 def given(folder) -> list[tuple[int, str]]:
     """(worker pid, run name) of every run handed out, in order."""
     lines = (folder / "given").read_text().splitlines() if (folder / "given").exists() else []
-    return [(int(pid), name) for pid, name, _ in map(str.split, lines)]
+    return [(int(pid), name) for pid, name in map(str.split, lines)]
 
 
 def alive(pid: int) -> bool:
@@ -211,22 +211,27 @@ def test_runs_left_by_a_killed_workflow_are_stopped_and_others_left_alone(tmp_pa
     runs = tmp_path / queue.STATE / "runs"
     runs.mkdir(parents=True)
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                               queue.WORKER_MODULE], start_new_session=True,
-                              preexec_fn=queue.default_sigint)
+                               queue.WORKER_MODULE, os.path.realpath(tmp_path)],
+                              start_new_session=True, preexec_fn=queue.default_sigint)
+    elsewhere = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                                  queue.WORKER_MODULE, "/another/repository"],
+                                 start_new_session=True)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                              start_new_session=True)
     dead_owner = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                                 capture_output=True, text=True).stdout.strip()
     (runs / str(orphan.pid)).write_text(f"{dead_owner} orphan")
     (runs / str(other.pid)).write_text(f"{dead_owner} recycled pid")  # not a worker
+    (runs / str(elsewhere.pid)).write_text(f"{dead_owner} recycled pid")  # not ours
     try:
         assert queue.recorded_runs() == [orphan.pid]
         queue.heal()
-        assert orphan.wait(timeout=30) is not None and other.poll() is None
+        assert orphan.wait(timeout=30) is not None
+        assert other.poll() is None and elsewhere.poll() is None
         assert list(runs.iterdir()) == []
     finally:
-        other.kill()
-        orphan.kill()
+        for proc in (other, elsewhere, orphan):
+            proc.kill()
 
 
 def test_half_written_run_cache_entries_are_removed(tmp_path, monkeypatch):

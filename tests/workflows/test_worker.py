@@ -4,7 +4,12 @@ in the worker's process; a failing stage fails its experiment alone. (Slow: real
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +31,10 @@ if params["n"] < 0:
 in_worker = b"rnnlab.workflows.worker" in open("/proc/self/cmdline", "rb").read()
 with open(params["witness"], "a") as witness:
     witness.write(f"{name} {in_worker}\\n")
+if params["n"] == 99:  # a long run: its pid to the witness, then wait to be stopped
+    with open(params["witness"], "a") as witness:
+        witness.write(f"pid {__import__('os').getpid()}\\n")
+    __import__("time").sleep(120)
 pathlib.Path("out").mkdir(exist_ok=True)
 pathlib.Path(f"out/{name}.txt").write_text(name * params["n"])
 json.dump({"n": params["n"]}, open(f"{name}.json", "w"))
@@ -42,7 +51,8 @@ print("RESULT", json.dumps({"results": sorted(results), "failures": failures}))
 
 def two_stage_project(root: Path) -> tuple[Project, Path]:
     """Stages `one` and `two`, each from its own params section, committed with their outputs;
-    then an uncommitted change to params.yaml, which every experiment must carry."""
+    then uncommitted changes every experiment must carry: params.yaml changed, a file added
+    (staged), a tracked file deleted."""
     project, witness = Project(root / "repo"), root / "witness.txt"
     (project.root / "stages").mkdir(parents=True)
     (project.root / "stages/count.py").write_text(STAGE)
@@ -54,9 +64,13 @@ def two_stage_project(root: Path) -> tuple[Project, Path]:
     project.git("init", "-q", "-b", "main")
     project.dvc("init", "-q")
     project.dvc("repro", "-q")
+    (project.root / "old.txt").write_text("deleted in the workspace")
     project.commit("two stages")
     witness.unlink()  # what the build wrote
     project.set_params(two__n=2)  # uncommitted
+    (project.root / "new.txt").write_text("added in the workspace")
+    project.git("add", "new.txt")
+    (project.root / "old.txt").unlink()
     return project, witness
 
 
@@ -82,6 +96,7 @@ def test_an_experiment_is_the_commit_dvc_exp_run_temp_makes(tmp_path):
         assert tree(project, name) == tree(project, f"{name}-temp"), name
     files = project.git("ls-tree", "-r", "--name-only", tree(project, "a")).stdout.split()
     assert ".dvc/tmp/repro.dat" not in files  # dropped from what `exp save` commits
+    assert "new.txt" in files and "old.txt" not in files
     shown = project.git("show", f"{tree(project, 'a')}:params.yaml").stdout
     assert yaml.safe_load(shown)["two"]["n"] == 2  # the workspace's uncommitted change
     assert project.dvc("exp", "show", "--json").returncode == 0
@@ -93,3 +108,38 @@ def test_a_failing_stage_fails_its_experiment_alone_with_its_error(tmp_path):
     assert result == {"results": ["good"], "failures": {"bad": "n must be at least 0, got -1"}}
     assert witness.read_text().splitlines() == ["one True"]
     assert list((project.root / ".dvc/tmp/rnnlab/workers").iterdir()) == []  # copy removed
+
+
+def test_a_run_ends_with_its_worker(tmp_path):
+    """kill -9 of a worker (which runs no clean-up) ends the run it was on at once: nothing
+    goes on training for a pool that has given it up, and the pool sees the worker's end."""
+    project, witness = two_stage_project(tmp_path)
+    worker = subprocess.Popen([str(VENV_BIN / "python"), "-m", "rnnlab.workflows.worker",
+                               "--no-tensorflow", str(project.root)], cwd=project.root,
+                              env=project.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        worker.stdin.write(json.dumps({"name": "long", "overrides": {"one.n": 99},
+                                       "targets": ["one"]}) + "\n")
+        worker.stdin.flush()
+        deadline = time.monotonic() + 120
+        while "pid " not in (witness.read_text() if witness.exists() else ""):
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.1)
+        run = int(witness.read_text().split("pid ")[1].split()[0])
+        os.kill(worker.pid, signal.SIGKILL)
+        assert worker.stdout.readline() == ""  # the end of its replies, not a reply
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{run}").exists() and not is_zombie(run):
+            assert time.monotonic() < deadline, "the run outlived its worker"
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False

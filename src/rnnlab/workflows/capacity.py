@@ -2,7 +2,8 @@
 DVC experiments, on one machine or sharded over several.
 
 Each grid point (blank separation B x cell x seed) is one experiment `cap-lstm-b40-s1`:
-`dvc exp run --queue train_memory -S ...` (see rnnlab.workflows.queue). The summary is built
+train_memory with the point's -S values, run by a worker of rnnlab.workflows.queue as
+`dvc exp run --temp` would run it. The summary is built
 from each run's record, results/memory.json in its experiment's commit, into one folder:
 summary.json (the curve's numbers), curve.csv (the curve, flat, for `dvc plots`), curve.png
 and runs.json (the grid, its settings, missing and failed runs with their reasons).

@@ -4,8 +4,9 @@ beside the published number or claim it answers (the README's table).
 
 Each grid point (benchmark x cell x T x seed) is one experiment `pap-adding-lstm-t100-s1`:
 the benchmark's training stage with the point's params, run by a worker of
-rnnlab.workflows.queue as `dvc exp run --temp` would run it, resumable (a point that ran with today's params and code is not run
-again) and shardable like `rnnlab capacity` (--shard K/N --push REMOTE, then --collect REMOTE).
+rnnlab.workflows.queue as `dvc exp run --temp` would run it, resumable (a point that ran with
+today's params and code is not run again) and shardable like `rnnlab capacity` (--shard K/N
+--push REMOTE, then --collect REMOTE).
 
 Writes reports/papers/summary.json (every point: mean, min, max and the per-seed values),
 reports/papers/runs.json (the grid and its problems) and the README's two tables, for the

@@ -86,8 +86,6 @@ class Run:
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
     targets: tuple[str, ...] = ()
-    # replace an experiment of this name (`dvc exp run -f`, which also re-runs every stage)
-    overwrite: bool = False
     # its stages spread over every core (TensorFlow's; run_all sets it from the stages): the
     # pool runs it beside a single-core run (numpy's) where it can (`next_run`)
     multicore: bool = False
@@ -237,12 +235,12 @@ def default_sigint() -> None:
 
 def give(worker: Worker, run: Run) -> None:
     """Hand a run to an idle worker (one JSON line; see rnnlab.workflows.worker)."""
-    request = {"name": run.name, "overrides": run.overrides, "targets": list(run.targets),
-               "overwrite": run.overwrite}
+    request = {"name": run.name, "overrides": run.overrides, "targets": list(run.targets)}
     (STATE / "logs" / f"{run.name}.log").unlink(missing_ok=True)  # an earlier sweep's
-    worker.proc.stdin.write(json.dumps(request) + "\n")
-    worker.proc.stdin.flush()
     worker.run, worker.started = run, time.monotonic()
+    with contextlib.suppress(OSError):  # it died while idle: `replies` reports its run failed
+        worker.proc.stdin.write(json.dumps(request) + "\n")
+        worker.proc.stdin.flush()
 
 
 def replies(busy: list[Worker], seconds: float) -> list[tuple[Worker, dict | None]]:
@@ -387,7 +385,7 @@ def recorded_runs() -> list[int]:
             owner = int(path.read_text().split()[0])
             if owner != os.getpid() and psutil.pid_exists(owner):
                 continue
-            if is_worker(psutil.Process(int(path.name)).cmdline()):
+            if is_worker_here(psutil.Process(int(path.name)).cmdline()):
                 alive.append(int(path.name))
                 continue
         except (OSError, ValueError, IndexError, psutil.Error):
@@ -463,10 +461,11 @@ def remove_partial_run_cache() -> None:
         partial.unlink(missing_ok=True)
 
 
-def cache_dir() -> Path:
-    """DVC's cache folder: .dvc/cache unless `dvc cache dir` moved it (the `dir` of the
-    [cache] section of .dvc/config.local or .dvc/config, relative to .dvc/)."""
-    for config in (Path(".dvc/config.local"), Path(".dvc/config")):
+def cache_dir(root: Path = Path(".")) -> Path:
+    """DVC's cache folder, relative to the repository at `root`: .dvc/cache unless `dvc cache
+    dir` moved it (the `dir` of the [cache] section of .dvc/config.local or .dvc/config,
+    relative to .dvc/)."""
+    for config in (root / ".dvc/config.local", root / ".dvc/config"):
         section = None
         for line in config.read_text().splitlines() if config.is_file() else []:
             line = line.strip()
@@ -549,6 +548,8 @@ def run_pool(runs: list[Run], jobs: int, desc: str, command: list[str] | None = 
 
     command = command or worker_command(any(run.multicore for run in runs))
     pending, workers, failures, durations = list(runs), [], {}, []
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    (STATE / "logs" / "workers.log").write_text("")  # this sweep's workers' errors only
     with tqdm(total=len(runs), desc=desc, unit="exp", file=sys.stdout) as bar, \
             interrupts_raise():
         try:

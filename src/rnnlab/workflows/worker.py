@@ -5,24 +5,25 @@ Why: a `dvc exp run --temp` per experiment pays, each time, for starting DVC, co
 repository into a temporary folder, a Python process per stage and TensorFlow's import (about
 15 s of a capacity experiment's 60 s, benchmarks/sweep_overhead.py). A worker pays for its copy
 once: a git clone of the repository sharing its objects, the workspace's uncommitted changes
-on top, DVC's cache shared. Then, for each experiment it is given:
+on top, DVC's cache shared. Then, for each experiment it is given, in a fork of itself:
 
 1. params.yaml is the workspace's with the run's overrides, applied the way `dvc exp run -S`
    applies them (DVC's own `apply_overrides`);
-2. DVC reproduces the run's stages in this process (`Repo.reproduce`, with the run cache, as
-   `dvc exp run` does), except that a stage whose command is `python stages/NAME.py` runs
-   here, with the environment DVC would give its process, instead of in a new one;
+2. DVC reproduces the run's stages (`Repo.reproduce`, with the run cache, as `dvc exp run`
+   does), except that a stage whose command is `python stages/NAME.py` runs in a fork of the
+   worker, with the environment DVC would give its process, instead of in a new process: its
+   imports are done;
 3. `Repo.experiments.save` records the workspace as the named experiment (params.yaml,
    dvc.lock, the git-tracked outputs; cached outputs are in the shared cache), and git
    pushes its ref to the repository (refs/exps/...), where `dvc exp show` lists it.
 
-The experiment is the one `dvc exp run --temp` would have made: the same params, the same
-dvc.lock, the same output bits (tests/workflows/test_worker.py runs the same experiment
-both ways). A failed stage (its one-line error) fails that experiment alone; the next starts
-from the workspace DVC left, which DVC's status makes right (a stage whose outputs are not
-those of its lock runs again).
+The experiment holds the files `dvc exp run --temp` would have committed: the same params,
+the same dvc.lock, the same output bits (tests/workflows/test_worker.py runs the same
+experiments both ways and compares their trees; tests/test_workflows_e2e.py a real
+experiment's stages against `dvc repro`). A failed stage (its one-line error) fails that
+experiment alone; the next starts in a new copy.
 
-Protocol: one JSON object per line on stdin, {"name", "overrides", "targets", "overwrite"};
+Protocol: one JSON object per line on stdin, {"name", "overrides", "targets"};
 one per line on stdout when it is done, {"name", "ok", "reason"}. Each experiment's output
 goes to .dvc/tmp/rnnlab/logs/NAME.log of the repository, as a `dvc exp run --temp` run's
 does. End of input: the worker removes its copy and exits. Ctrl-C (SIGINT to its process
@@ -39,14 +40,17 @@ import os
 import runpy
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import traceback
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 STAGE_SCRIPT = "stages/"  # `python stages/NAME.py`: a stage of ours, run in this process
+REPLIES_FD: int | None = None  # main's descriptor for replies, which forked runs close
 
 
 def git(*args: str, cwd: Path | str, env: dict[str, str] | None = None) -> str:
@@ -70,27 +74,43 @@ def make_copy(repository: Path, start: str) -> Path:
     """A working copy of the repository as `dvc exp run --temp` would see it: a clone sharing
     its git objects, at its HEAD (the experiments' baseline), with the files of `start` (a
     `snapshot`) and DVC's cache shared. Every experiment starts from those files (`reset`)."""
-    from rnnlab.workflows.queue import WORKERS, cache_dir
+    from rnnlab.workflows.queue import WORKERS
 
     (repository / WORKERS).mkdir(parents=True, exist_ok=True)
     copy = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=repository / WORKERS))
     git("clone", "-q", "--shared", "--no-checkout", str(repository), str(copy), cwd=repository)
     git("fetch", "-q", str(repository), start, cwd=copy)
     git("checkout", "-q", "--detach", git("rev-parse", "HEAD", cwd=repository), cwd=copy)
-    cache = (repository / cache_dir()).resolve()
-    (copy / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache}\n")
+    share_settings(repository, copy)
     return copy
+
+
+def share_settings(repository: Path, copy: Path) -> None:
+    """The repository's local DVC settings in the copy, its cache folder shared (as DVC's temp
+    executor merges config.local), and the git identity that commits experiments there."""
+    from configobj import ConfigObj
+
+    from rnnlab.workflows.queue import cache_dir
+
+    config = ConfigObj(str(repository / ".dvc" / "config.local"))
+    config.filename = str(copy / ".dvc" / "config.local")
+    config.setdefault("cache", {})["dir"] = str((repository / cache_dir(repository)).resolve())
+    config.write()
+    for key in ("user.name", "user.email"):
+        value = subprocess.run(["git", "config", "--get", key], cwd=repository,
+                               capture_output=True, text=True).stdout.strip()
+        if value:
+            git("config", key, value, cwd=copy)
 
 
 def reset(copy: Path, start: str) -> None:
     """The copy's files as they were in the repository when the worker started, whatever the
-    last experiment changed or added: git-tracked files from `start`, untracked ones removed,
-    HEAD (the baseline) and its index unchanged. DVC's cached outputs follow in
+    last experiment changed or added: index and git-tracked files those of `start` (files it
+    adds staged, files it deletes gone, as DVC's stash apply leaves a --temp copy), untracked
+    ones removed, HEAD (the baseline) unchanged. DVC's cached outputs follow in
     run_experiment, from dvc.lock, as `dvc exp run` checks them out."""
-    git("reset", "-q", cwd=copy)  # what the last experiment staged, unstaged
-    git("checkout", "-q", "-f", start, "--", ".", cwd=copy)  # staged: `clean` keeps them
+    git("read-tree", "--reset", "-u", start, cwd=copy)
     git("clean", "-q", "-f", "-d", cwd=copy)
-    git("reset", "-q", cwd=copy)
 
 
 @contextlib.contextmanager
@@ -122,37 +142,43 @@ def is_stage_script(word: str) -> bool:
 
 
 def run_script(wdir: Path, argv: list[str], env: dict[str, str], command: str) -> None:
-    """Run a stage script as `python script` would, in this process: __main__, its folder
-    first on sys.path, argv, the environment DVC gives a stage (restored afterwards). Its exit
-    status: StageCmdFailedError as DVC raises for a failed process; Ctrl-C goes on up."""
+    """Run a stage script as `python script` would, in a fork of this process (which, like a
+    new process, starts from the worker's state just after its imports, whatever an earlier
+    stage of the experiment did: a stage run after another in one process computed other last
+    bits). Its exit status: StageCmdFailedError as DVC raises for a failed process; Ctrl-C
+    goes on up."""
     from dvc.stage.exceptions import StageCmdFailedError
 
+    code = in_child(partial(script_exit_code, wdir, argv, env))
+    if code in (130, -signal.SIGINT):  # run_stage's exit on Ctrl-C: the worker is stopping
+        raise KeyboardInterrupt
+    if code != 0:
+        raise StageCmdFailedError(command, code)
+
+
+def script_exit_code(wdir: Path, argv: list[str], env: dict[str, str]) -> int:
+    """Run a stage script here as `python script` would: __main__, its folder first on
+    sys.path, argv, the environment DVC gives a stage; its exit code."""
     from rnnlab.pipeline import stage as stage_wrapper
 
     script = wdir / argv[0]
-    saved_env, saved_argv, saved_path = dict(os.environ), sys.argv, list(sys.path)
     os.environ.clear()
     os.environ.update(env)
     sys.argv, sys.path[0:0] = [str(script), *argv[1:]], [str(script.parent)]
     stage_wrapper.reset_phases()
-    code: Any = 0
     try:
         runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exc:
-        code = exc.code
-        if code is not None and not isinstance(code, int):  # sys.exit("message"): as Python
-            print(code, file=sys.stderr)  # does at exit, the message to stderr and exit 1
-            code = 1
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
-        sys.argv, sys.path[:] = saved_argv, saved_path
-        sys.stdout.flush()
-        sys.stderr.flush()
-    if code == 130:  # run_stage's exit on KeyboardInterrupt: the worker is being stopped
-        raise KeyboardInterrupt
-    if code not in (0, None):
-        raise StageCmdFailedError(command, code)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)  # sys.exit("message"): as Python does at exit
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # noqa: BLE001  (as a stage's own process: the traceback, exit 1)
+        traceback.print_exc()
+        return 1
+    return 0
 
 
 def set_params(copy: Path, overrides: dict[str, Any]) -> None:
@@ -176,14 +202,15 @@ def run_experiment(copy: Path, start: str, repository: Path, spec: dict) -> None
     reset(copy, start)
     set_params(copy, spec.get("overrides") or {})
     targets = list(spec.get("targets") or []) or None
-    env = {"DVC_EXP_NAME": spec["name"], "DVC_ROOT": str(repository)}
+    env = {"DVC_EXP_NAME": spec["name"], "DVC_ROOT": str(repository),
+           "DVC_EXP_BASELINE_REV": git("rev-parse", "HEAD", cwd=copy)}
     with Repo(str(copy)) as repo:
         checkout(repo, targets=targets, with_deps=targets is not None, force=True,
                  allow_missing=True)
         repo.reproduce(targets, run_env=env, repro_fn=BaseExecutor._repro_and_track)
         # only the run's stages: saving commits (records in dvc.lock) the stages it is given,
         # all of them by default, as if every stage had run with these params
-        repo.experiments.save(targets, name=spec["name"], force=bool(spec.get("overwrite")))
+        repo.experiments.save(targets, name=spec["name"])
     push_experiment(copy, repository, spec["name"])
 
 
@@ -238,27 +265,53 @@ def output_to(log: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-def in_child(work: Callable[[], None], log: Path) -> int:
-    """Run `work` in a forked copy of this process, its output into `log`; its exit code
-    (negative: the signal that ended it).
+def in_child(work: Callable[[], int], log: Path | None = None) -> int:
+    """Run `work` in a forked copy of this process, its output into `log` (given); its exit
+    code, work()'s return value (negative: the signal that ended it).
 
-    Forked, not run here: every experiment starts from the same state, this process just after
-    its imports (TensorFlow's among them), as a new process would, never from what an earlier
-    experiment left (TensorFlow's graphs and name counters, DVC's open repository); the
-    persistent XLA cache then finds the steps an earlier experiment compiled (its key has the
-    step's function name, which has a per-process counter in it); and a killed training
-    process (kill -9, out of memory) ends one experiment, not the worker."""
+    Forked, not run here: every experiment (and each of its stages) starts from the same
+    state, this process just after its imports (TensorFlow's among them), as a new process
+    would, never from what an earlier one left (TensorFlow's graphs and name counters, DVC's
+    open repository); the persistent XLA cache then finds the steps an earlier experiment
+    compiled (its key has the step's function name, which has a per-process counter in it);
+    and a killed training process (kill -9, out of memory) ends one experiment, not the
+    worker."""
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's code
         code = 1
         try:
-            with output_to(log):
-                code = run_reported(work)
+            end_with_parent(parent)
+            with output_to(log) if log else contextlib.nullcontext():
+                code = work()
         finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
             os._exit(code)
     return wait_for_child(pid)
+
+
+def end_with_parent(parent: int) -> None:
+    """In the child: killed if the worker dies first (kill -9), so that no experiment goes on
+    training, and later saved, for a pool that has given it up; stdin (the worker's requests)
+    from /dev/null and no copy of the replies' descriptor, so that the pool sees the end of a
+    dead worker's replies at once."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the worker ended before prctl took effect
+        os._exit(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    global REPLIES_FD
+    if REPLIES_FD is not None:
+        os.close(REPLIES_FD)
+        REPLIES_FD = None
 
 
 def run_reported(work: Callable[[], None]) -> int:
@@ -298,16 +351,20 @@ def serve(repository: Path, start: str, requests, replies) -> None:
     logs = repository / STATE / "logs"
     copy = make_copy(repository, start)
     try:
-        with contextlib.chdir(copy):
-            with stages_in_this_process():
-                for line in requests:
-                    spec = json.loads(line)
-                    log = logs / f"{spec['name']}.log"
-                    code = in_child(partial(run_experiment, copy, start, repository, spec), log)
-                    reason = None if code == 0 else failure_reason(
-                        log, code, shown=log.relative_to(repository))
-                    print(json.dumps({"name": spec["name"], "ok": code == 0, "reason": reason}),
-                          file=replies, flush=True)
+        with stages_in_this_process():
+            for line in requests:
+                spec = json.loads(line)
+                log = logs / f"{spec['name']}.log"
+                with contextlib.chdir(copy):
+                    experiment = partial(run_experiment, copy, start, repository, spec)
+                    code = in_child(partial(run_reported, experiment), log)
+                if code != 0:  # a new copy: a run stopped mid-save can leave git's in a mess
+                    shutil.rmtree(copy, ignore_errors=True)
+                    copy = make_copy(repository, start)
+                reason = None if code == 0 else failure_reason(
+                    log, code, shown=log.relative_to(repository))
+                print(json.dumps({"name": spec["name"], "ok": code == 0, "reason": reason}),
+                      file=replies, flush=True)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
 
@@ -337,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     repository = args.repository.resolve()
     start = args.start or snapshot(repository)
     # replies on a file descriptor of their own; anything else printed goes to stderr
-    replies = os.fdopen(os.dup(1), "w")
+    global REPLIES_FD
+    REPLIES_FD = os.dup(1)
+    replies = os.fdopen(REPLIES_FD, "w")
     os.dup2(2, 1)
     preload(args.tensorflow)
     try:
