@@ -105,7 +105,7 @@ PREFIX = FULL["prefix"]
 COMMITTED = FULL["folder"]  # the full default grid's summary: the committed study
 FILES = {"json": "summary.json", "runs": "runs.json", "csv": "curve.csv", "png": "curve.png"}
 RECORD = "results/memory.json"  # what train_memory records of each run (DVC out, not metrics)
-HELP = "recall against delay, RNN vs IRNN vs LSTM (about 10 min; --quick 70 s)"
+HELP = "recall against delay, RNN vs IRNN vs LSTM (about 13 min; --quick about 60 s)"
 DESCRIPTION = f"""\
 Trains the memory task over a grid of blank separations B x cell x seed, one queued DVC
 experiment per point (PREFIX-CELL-bB-sSEED), skipping points that already ran with the same
@@ -116,8 +116,9 @@ grid only (the committed study); --quick writes {REPORTS}/capacity-quick/, any o
 (other --cells/--delays/--seeds, -S, --prefix) {REPORTS}/capacity-PREFIX/ (or
 capacity-custom/). --shard writes nothing (--collect summarises).
 
-Takes about 10 min on this project's 2-core machine with --jobs 2 (36 experiments; 587 s
-in the latest run, 597-681 s through DVC's queue in an earlier round), --quick about 70 s
+Takes about 13 min on this project's 2-core machine with --jobs 2 (36 experiments; 765 s
+on a slow day on the sweep workers, 1083 s back to back on the `dvc exp run --temp` pool
+before them), --quick about 60 s
 (12 small experiments), seconds when every point is already current."""
 
 
