@@ -21,7 +21,8 @@ _started_here = False  # True in a worker (rnnlab.workflows.worker): no process 
 
 
 def reset_phases() -> None:
-    """Forget the phases counted so far: a worker runs one stage after another in one process."""
+    """Forget the phases counted so far: a stage run by a worker (in a fork of it) starts after
+    the worker's own imports, which are no part of the stage's time."""
     global _started_here
     _seconds.clear()
     _started_here = True
