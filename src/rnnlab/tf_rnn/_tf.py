@@ -8,6 +8,8 @@ without the known noise, so real errors still reach the user.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import re
@@ -52,17 +54,36 @@ def _import_quietly():
     return tensorflow
 
 
+@contextlib.contextmanager
+def _collector_paused_then_frozen():
+    """Python's cyclic garbage collector off while TensorFlow and Keras import, then all they
+    made moved out of its reach (gc.freeze): some 490,000 objects that live as long as the
+    process, which the collector otherwise walks in each of its full passes, several during
+    the import and one more at the interpreter's shutdown. benchmarks/import_time.py, back to
+    back: the import about 1 s quicker, the shutdown after it 0.08 s instead of 0.8 s. It also
+    keeps the import's garbage cycles, about 3,500 objects."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
 from absl import logging as absl_logging  # noqa: E402  (absl comes with TensorFlow)
 
 from rnnlab.training import available_cores  # noqa: E402
 
-tf = sys.modules.get("tensorflow") or _import_quietly()
+with _collector_paused_then_frozen():
+    tf = sys.modules.get("tensorflow") or _import_quietly()
+    keras = tf.keras  # Keras 3, through TensorFlow's import (so its start-up is quiet too)
 # The Python-side loggers (AutoGraph notices, retracing warnings) only at ERROR.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 tf.autograph.set_verbosity(0)
 absl_logging.set_verbosity(absl_logging.ERROR)
 
-keras = tf.keras  # Keras 3, through TensorFlow's import (so its start-up is quiet too)
 DTYPE = tf.float32
 
 
