@@ -24,7 +24,13 @@ identity without the output activation):
 (coupled: the f block's factor is c_{t-1} - g, since i = 1 - f) and since i' = (1 - a_i^2) / 4
 etc.: dz_t = [dc g, dc c_{t-1}, dc i, dh act(c_t)] * (1 - a^2) * [1/4, 1/4, 1, 1/4], over the
 variant's blocks at once. The state is (h, c); the cache of a step is its activations a
-(B, kH); the carry is dc.
+(B, kH) and, with the output activation, tanh(c_t) (B, H); the carry is dc.
+
+tanh(c_t) is cached, not recomputed in BPTT, because of what it costs to compile: TensorFlow
+lowers every Tanh op to XLA through an MLIR pipeline of its own (tf2xla's MlirXlaOpKernel), a
+large part of building an unrolled step even when XLA's cache holds the compiled program, and the
+unrolled loops hold one such op per step and chain. The same values either way (XLA's tanh of
+the same c_t): the pipeline's outputs kept their bits.
 """
 
 from __future__ import annotations
@@ -99,13 +105,16 @@ def _recurrence(variant: Variant) -> Recurrence:
 
     def forward_step(xw_t, state_tm1, fw):
         """One step. xw_t (B, kH): x_t @ kernel + bias (scaled); state_tm1 = (h_tm1, c_tm1),
-        each (B, H). Returns the state (h_t, c_t) and the cache (a_t,) (B, kH) BPTT needs."""
+        each (B, H). Returns the state (h_t, c_t) and the cache BPTT needs: (a_t,) (B, kH),
+        and tanh(c_t) (B, H) after it with the output activation."""
         h_tm1, c_tm1 = state_tm1
         a = tf.tanh(xw_t + tf.matmul(h_tm1, fw["recurrent_kernel"]))
         i, f, g, o = _gates(a, variant)
         c = _times(f, c_tm1) + _times(i, g)
-        h = _times(o, tf.tanh(c) if variant.output_activation else c)
-        return (h, c), (a,)
+        if not variant.output_activation:
+            return (_times(o, c), c), (a,)
+        act_c = tf.tanh(c)
+        return (_times(o, act_c), c), (a, act_c)
 
     def backward_constants(rk):
         """The gates' derivative factors [1/4, 1/4, 1, 1/4] per column (kH,)."""
@@ -114,13 +123,14 @@ def _recurrence(variant: Variant) -> Recurrence:
     def backward_step(dh, carry, cache, state_tm1, state_t, consts):
         """BPTT through one step (module docstring). dh (B, H): the total gradient of h_t;
         carry (dc,): the gradient of c_t arriving from step t+1 (already times f_{t+1});
-        cache (a_t,). Returns ((dz_t,), (dc_t * f_t,)): dz_t (B, kH) the gradient of the gate
-        pre-activations (shared by both projections), and dc_{t-1}'s share."""
-        (dc,), (a,), (derivative_scale,) = carry, cache, consts
+        cache (a_t,) or (a_t, tanh(c_t)). Returns ((dz_t,), (dc_t * f_t,)): dz_t (B, kH) the
+        gradient of the gate pre-activations (shared by both projections), and dc_{t-1}'s
+        share."""
+        (dc,), (a, *act_c), (derivative_scale,) = carry, cache, consts
         c_tm1, c_t = state_tm1[1], state_t[1]
         i, f, g, o = _gates(a, variant)
         if variant.output_activation:
-            act_c = tf.tanh(c_t)
+            act_c = act_c[0]
             r = _times(o, 1.0 - act_c * act_c)
         else:
             act_c, r = c_t, (1.0 if o is None else o)
@@ -137,7 +147,8 @@ def _recurrence(variant: Variant) -> Recurrence:
         return (dz,), (_times(f, dc),)
 
     return Recurrence(
-        name=f"lstm/{variant.name}", n_cached=1, shares_pre_activation=True,
+        name=f"lstm/{variant.name}", n_cached=2 if variant.output_activation else 1,
+        shares_pre_activation=True,
         prepare_weights=prepare_weights, project_inputs=project_inputs,
         forward_step=forward_step, backward_constants=backward_constants,
         backward_step=backward_step,
