@@ -126,11 +126,11 @@ def _recurrence(variant: Variant) -> Recurrence:
         cache (a_t,) or (a_t, tanh(c_t)). Returns ((dz_t,), (dc_t * f_t,)): dz_t (B, kH) the
         gradient of the gate pre-activations (shared by both projections), and dc_{t-1}'s
         share."""
-        (dc,), (a, *act_c), (derivative_scale,) = carry, cache, consts
+        (dc,), (derivative_scale,), a = carry, consts, cache[0]
         c_tm1, c_t = state_tm1[1], state_t[1]
         i, f, g, o = _gates(a, variant)
         if variant.output_activation:
-            act_c = act_c[0]
+            act_c = cache[1]  # tanh(c_t), from forward_step
             r = _times(o, 1.0 - act_c * act_c)
         else:
             act_c, r = c_t, (1.0 if o is None else o)
