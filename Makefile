@@ -20,16 +20,21 @@ setup: $(STAMP) $(TEMPLATE)
 # Installs exactly $(LOCK), hash-checked (pip, setuptools and wheel included), then the project
 # itself without dependencies or build isolation. check_lock.py first stops with one line if the
 # lock disagrees with pyproject.toml, and at the end confirms the venv holds exactly the lock's
-# pins. The lock's pip goes in first: a new venv's bundled pip (23.2 on Python 3.11) takes
-# about 10 s longer over the rest.
+# pins. The new venv's own pip installs only the lock's uv (hash-checked); uv then makes the venv
+# exactly the lock (`uv pip sync` also removes what the lock no longer holds). uv downloads and
+# installs in parallel: about 20 s against pip's 57 s here, both with empty caches. Bytecode is
+# compiled at install, as pip does, since every TensorFlow process would otherwise compile its
+# imports anew where PYTHONDONTWRITEBYTECODE is set. --no-config: no uv.toml of the user's moves
+# where the lock's files come from.
+UV_INTO_VENV := $(BIN)/uv pip --quiet --no-config
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("rnnlab needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python tools/check_lock.py
-	@$(BIN)/python tools/check_lock.py --entry pip > $(VENV)/lock-pip.txt
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(VENV)/lock-pip.txt
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/python tools/check_lock.py --entry uv > $(VENV)/lock-uv.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(VENV)/lock-uv.txt
+	$(UV_INTO_VENV) sync --python $(BIN)/python --require-hashes --compile-bytecode $(LOCK)
+	$(UV_INTO_VENV) install --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@$(BIN)/python tools/check_lock.py --installed
 	@touch $(STAMP)
 

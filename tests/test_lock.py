@@ -101,16 +101,17 @@ def test_setup_installs_exactly_the_lock():
     assert re.search(rf"^LOCK\s*:=\s*{re.escape(check_lock.LOCK_NAME)}$", makefile, re.M)
     recipe = makefile.split("$(STAMP): pyproject.toml $(LOCK)\n", 1)[1].split("\n\n", 1)[0]
     steps = [line.strip() for line in recipe.splitlines()]
-    install = [s for s in steps if "pip install" in s]
+    install = [s for s in steps if "pip install" in s or "$(UV_INTO_VENV)" in s]
     assert install == [
-        "$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(VENV)/lock-pip.txt",
-        "$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)",
-        "$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .",
+        "$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(VENV)/lock-uv.txt",
+        "$(UV_INTO_VENV) sync --python $(BIN)/python --require-hashes --compile-bytecode $(LOCK)",
+        "$(UV_INTO_VENV) install --python $(BIN)/python --no-deps --no-build-isolation -e .",
     ]
+    assert "UV_INTO_VENV := $(BIN)/uv pip --quiet --no-config" in makefile
     assert steps.index("@$(BIN)/python tools/check_lock.py") < steps.index(install[0])
-    assert "@$(BIN)/python tools/check_lock.py --entry pip > $(VENV)/lock-pip.txt" in steps
-    assert "@$(BIN)/python tools/check_lock.py --installed" in steps
-    assert check_lock.entry(LOCK_TEXT, "pip").startswith("pip==")
+    assert "@$(BIN)/python tools/check_lock.py --entry uv > $(VENV)/lock-uv.txt" in steps
+    assert steps.index("@$(BIN)/python tools/check_lock.py --installed") > steps.index(install[-1])
+    assert check_lock.entry(LOCK_TEXT, "uv").startswith("uv==")
     lock_recipe = makefile.split("\nlock:\n", 1)[1].split("\n\n", 1)[0]
     extras = re.findall(r"--extra (\S+)", lock_recipe)
     assert sorted(extras) == sorted(check_lock.EXTRAS)

@@ -2,7 +2,7 @@
 
     python tools/check_lock.py              # before `make setup` installs the lock
     python tools/check_lock.py --installed  # after: the running interpreter holds exactly the lock
-    python tools/check_lock.py --entry pip  # print the lock's pip pin with its hashes (one line)
+    python tools/check_lock.py --entry uv   # print the lock's uv pin with its hashes (one line)
 
 Agreement means: every requirement of pyproject.toml (its dependencies, the extras `make setup`
 installs, the build-system requires) has, on each platform the lock serves (Linux x86_64 and
