@@ -22,7 +22,8 @@ setup: $(STAMP) $(TEMPLATE)
 # lock disagrees with pyproject.toml, and at the end confirms the venv holds exactly the lock's
 # pins. The new venv's own pip installs only the lock's uv (hash-checked); uv then makes the venv
 # exactly the lock (`uv pip sync` also removes what the lock no longer holds). uv downloads and
-# installs in parallel: about 20 s against pip's 57 s here, both with empty caches. Bytecode is
+# installs in parallel: `make setup` took 31 s against 67 s with pip, both with empty caches
+# (benchmarks/RESULTS.md, "Installing the lock"). Bytecode is
 # compiled at install, as pip does, since every TensorFlow process would otherwise compile its
 # imports anew where PYTHONDONTWRITEBYTECODE is set. --no-config: no uv.toml of the user's moves
 # where the lock's files come from.
