@@ -23,10 +23,10 @@ setup: $(STAMP) $(TEMPLATE)
 # pins. The new venv's own pip installs only the lock's uv (hash-checked); uv then makes the venv
 # exactly the lock (`uv pip sync` also removes what the lock no longer holds). uv downloads and
 # installs in parallel: `make setup` took 31 s against 67 s with pip, both with empty caches
-# (benchmarks/RESULTS.md, "Installing the lock"). Bytecode is
-# compiled at install, as pip does, since every TensorFlow process would otherwise compile its
-# imports anew where PYTHONDONTWRITEBYTECODE is set. --no-config: no uv.toml of the user's moves
-# where the lock's files come from.
+# (benchmarks/RESULTS.md, "Installing the lock"). Bytecode is compiled at install, as pip does,
+# since every TensorFlow process would otherwise compile its imports anew where
+# PYTHONDONTWRITEBYTECODE is set. --no-config: no uv.toml of the user's moves where the lock's
+# files come from.
 UV_INTO_VENV := $(BIN)/uv pip --quiet --no-config
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("rnnlab needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
