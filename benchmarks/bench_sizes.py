@@ -15,7 +15,7 @@ From the T sweep it fits memory = a + b T (least squares over the points with T 
 and solves a + b T = 2 GiB: the largest T that fits, an extrapolation, checked by one real run
 at that T when that run is predicted to take under VERIFY_MAX_S seconds.
 
-Run: .venv/bin/python benchmarks/bench_sizes.py [--quick] [--no-verify]
+Run: .venv/bin/python benchmarks/bench_sizes.py [--quick] [--no-verify] [--impls mylstm ...]
 """
 
 from __future__ import annotations
@@ -94,11 +94,12 @@ def configurations(t_values, h_values) -> list[tuple[int, int]]:
     return list(dict.fromkeys((T, H) for _, T, H in points))
 
 
-def sweep(t_values, h_values) -> dict:
-    """{(impl, T, H): result or None}, one subprocess at a time; progress on stderr."""
+def sweep(t_values, h_values, impls=tuple(IMPLS)) -> dict:
+    """{(impl, T, H): result or None} for each of `impls`, one subprocess at a time; progress
+    on stderr."""
     results = {}
     for T, H in configurations(t_values, h_values):
-        for impl in IMPLS:
+        for impl in impls:
             start = time.perf_counter()
             r = results[impl, T, H] = measure(impl, T, H)
             shown = (f"{r['ms']:.1f} ms, {r['peak_mib']:.1f} MiB, first call {r['first_s']:.1f} s"
@@ -256,26 +257,27 @@ def caption(results: dict, quick: bool, t_values, sweep_s: float) -> str:
         f"The sweep took {sweep_s:.0f} s.")
 
 
-def report(quick: bool = False, check: bool = True) -> str:
+def report(quick: bool = False, check: bool = True, impls=tuple(IMPLS)) -> str:
     """The Markdown section: the sweep's tables (against T, then H; one per TABLE_GROUPS
-    entry), their caption and the growth summary."""
+    entry, restricted to `impls`), their caption and the growth summary."""
     t_values = QUICK_T_VALUES if quick else T_VALUES
     h_values = QUICK_H_VALUES if quick else H_VALUES
     start = time.perf_counter()
-    results = sweep(t_values, h_values)
+    results = sweep(t_values, h_values, impls)
     sweep_s = time.perf_counter() - start
     lines = [caption(results, quick, t_values, sweep_s)]
-    for impls in TABLE_GROUPS:
+    groups = [kept for group in TABLE_GROUPS if (kept := [i for i in group if i in impls])]
+    for group in groups:
         lines += ["", f"Against T (H = {T_SWEEP_H}):", "",
-                  sweep_table(results, "T", t_values, ("ms", "µs/step", "MiB"), impls)]
-    for impls in TABLE_GROUPS:
+                  sweep_table(results, "T", t_values, ("ms", "µs/step", "MiB"), group)]
+    for group in groups:
         lines += ["", f"Against H (T = {H_SWEEP_T}):", "",
-                  sweep_table(results, "H", h_values, ("ms", "MiB"), impls)]
+                  sweep_table(results, "H", h_values, ("ms", "MiB"), group)]
     lines += ["", f"How cost grows with T (H = {T_SWEEP_H}, B = {B}); 2 GiB = the steps' memory "
               "as measured above:"]
-    lines += [t_growth(results, impl, t_values, check) for impl in IMPLS]
+    lines += [t_growth(results, impl, t_values, check) for impl in impls]
     lines += ["", f"How cost grows with H (T = {H_SWEEP_T}):"]
-    lines += [h_growth(results, impl, h_values) for impl in IMPLS]
+    lines += [h_growth(results, impl, h_values) for impl in impls]
     return "\n".join(lines)
 
 
@@ -285,9 +287,12 @@ def main(argv=None) -> None:
                         help=f"fewer points: T in {QUICK_T_VALUES}, H in {QUICK_H_VALUES}")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the real runs at the extrapolated 2 GiB lengths")
+    parser.add_argument("--impls", nargs="+", choices=list(IMPLS), default=list(IMPLS),
+                        help="the implementations to measure (default: all)")
     args = parser.parse_args(argv)
+    impls = [impl for impl in IMPLS if impl in args.impls]  # the tables' order
     print(f"Machine: {machine()}; load average at start {load_average()}\n")
-    print(report(quick=args.quick, check=not args.no_verify))
+    print(report(quick=args.quick, check=not args.no_verify, impls=impls))
 
 
 if __name__ == "__main__":

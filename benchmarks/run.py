@@ -109,7 +109,7 @@ def commands() -> str:
     return (f"Commands: `.venv/bin/python {ran}` (`make bench` runs it without options); parts "
             "alone: `benchmarks/bench_numpy.py [--repeats N] [--time-to-accuracy]`, "
             "`benchmarks/bench_tf.py [--repeats N] [--no-tta] [--cells lstm gru]`, "
-            "`benchmarks/bench_sizes.py [--quick] [--no-verify]`, "
+            "`benchmarks/bench_sizes.py [--quick] [--no-verify] [--impls mylstm ...]`, "
             "`benchmarks/bench_lstm_choices.py`, `benchmarks/sweep_overhead.py`, "
             "`benchmarks/sweep_contention.py [--window S]`; "
             "one machine against two shards: `benchmarks/sweep_shards.py [--quick]`.")
