@@ -227,7 +227,7 @@ def h_growth(results: dict, impl: str, h_values) -> str:
 def _resident_range(results: dict, impls) -> str:
     """"a-b MiB": the processes' resident memory before their first call, over `impls`."""
     values = [r["resident_mib"] for (impl, _, _), r in results.items() if r and impl in impls]
-    return f"{min(values):.0f}-{max(values):.0f} MiB" if values else "?"
+    return f"{min(values):.0f}-{max(values):.0f} MiB" if values else "not measured"
 
 
 def caption(results: dict, quick: bool, t_values, sweep_s: float) -> str:
