@@ -25,6 +25,7 @@ import bench_lstm_choices
 import bench_numpy
 import bench_sizes
 import bench_tf
+import lowering_cost
 import sweep_contention
 import sweep_overhead
 from common import faster_reference, load_average, machine, markdown_table
@@ -110,7 +111,8 @@ def commands() -> str:
             "alone: `benchmarks/bench_numpy.py [--repeats N] [--time-to-accuracy]`, "
             "`benchmarks/bench_tf.py [--repeats N] [--no-tta] [--cells lstm gru]`, "
             "`benchmarks/bench_sizes.py [--quick] [--no-verify] [--impls mylstm ...]`, "
-            "`benchmarks/bench_lstm_choices.py`, `benchmarks/sweep_overhead.py`, "
+            "`benchmarks/bench_lstm_choices.py`, `benchmarks/lowering_cost.py [--repeats N]`, "
+            "`benchmarks/sweep_overhead.py`, "
             "`benchmarks/sweep_contention.py [--window S]`; "
             "one machine against two shards: `benchmarks/sweep_shards.py [--quick]`.")
 
@@ -133,6 +135,8 @@ def main(argv=None) -> None:
                         help="no real runs at the extrapolated 2 GiB lengths")
     parser.add_argument("--skip-choices", action="store_true",
                         help="no timing of the LSTM core's layout variants")
+    parser.add_argument("--skip-lowering", action="store_true",
+                        help="no timing of building steps with TensorFlow's or rnnlab's tanh")
     parser.add_argument("--skip-sweep", action="store_true",
                         help="no breakdown of a queued sweep experiment's time")
     parser.add_argument("--skip-contention", action="store_true",
@@ -153,6 +157,8 @@ def main(argv=None) -> None:
                              split_rows)]
     if not args.skip_choices:
         report += ["", bench_lstm_choices.run(args.repeats)]
+    if not args.skip_lowering:
+        report += ["", lowering_cost.report(repeats=3, n_ops=400)]
     if not args.skip_sizes:
         report += ["", bench_sizes.report(quick=args.quick_sizes, check=not args.no_verify)]
     if not args.skip_accuracy:

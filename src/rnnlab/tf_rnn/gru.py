@@ -20,6 +20,7 @@ The state is (h,); a step caches (zr (B, 2H) = [z, r], h^ (B, H), hr_h (B, H)).
 from __future__ import annotations
 
 from rnnlab.tf_rnn._tf import tf
+from rnnlab.tf_rnn.activations import sigmoid, tanh
 from rnnlab.tf_rnn.recurrence import Layout, Recurrence, hidden_gradients
 
 
@@ -38,9 +39,9 @@ def forward_step(xw_t, state_tm1, fw):
     hr = tf.matmul(h_tm1, fw["recurrent_kernel"]) + fw["bias"][1]
     xw_zr, xw_h = tf.split(xw_t, [2 * n_hidden, n_hidden], axis=1)
     hr_zr, hr_h = tf.split(hr, [2 * n_hidden, n_hidden], axis=1)
-    zr = tf.sigmoid(xw_zr + hr_zr)          # both gates in one op
+    zr = sigmoid(xw_zr + hr_zr)          # both gates in one op
     z, r = tf.split(zr, 2, axis=1)
-    h_hat = tf.tanh(xw_h + r * hr_h)
+    h_hat = tanh(xw_h + r * hr_h)
     h = z * h_tm1 + (1.0 - z) * h_hat
     return (h,), (zr, h_hat, hr_h)
 

@@ -26,11 +26,10 @@ etc.: dz_t = [dc g, dc c_{t-1}, dc i, dh act(c_t)] * (1 - a^2) * [1/4, 1/4, 1, 1
 variant's blocks at once. The state is (h, c); the cache of a step is its activations a
 (B, kH) and, with the output activation, tanh(c_t) (B, H); the carry is dc.
 
-tanh(c_t) is cached, not recomputed in BPTT, because of what it costs to compile: TensorFlow
-lowers every Tanh op to XLA through an MLIR pipeline of its own (tf2xla's MlirXlaOpKernel), a
-large part of building an unrolled step even when XLA's cache holds the compiled program, and the
-unrolled loops hold one such op per step and chain. The same values either way (XLA's tanh of
-the same c_t): the pipeline's outputs kept their bits.
+tanh(c_t) is cached, not recomputed in BPTT: one op fewer per step and chain for XLA to lower
+and run. The same values either way (XLA's tanh of the same c_t): the pipeline's outputs kept
+their bits. The tanh is rnnlab.tf_rnn.activations.tanh: tf.tanh's values and HLO, lowered to
+XLA without the MLIR pipeline TensorFlow sets up for each Tanh op (see there).
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ import dataclasses
 
 from rnnlab.choices import LSTM_VARIANTS
 from rnnlab.tf_rnn._tf import DTYPE, tf
+from rnnlab.tf_rnn.activations import tanh
 from rnnlab.tf_rnn.recurrence import Layout, Recurrence, hidden_gradients
 
 
@@ -108,12 +108,12 @@ def _recurrence(variant: Variant) -> Recurrence:
         each (B, H). Returns the state (h_t, c_t) and the cache BPTT needs: (a_t,) (B, kH),
         and tanh(c_t) (B, H) after it with the output activation."""
         h_tm1, c_tm1 = state_tm1
-        a = tf.tanh(xw_t + tf.matmul(h_tm1, fw["recurrent_kernel"]))
+        a = tanh(xw_t + tf.matmul(h_tm1, fw["recurrent_kernel"]))
         i, f, g, o = _gates(a, variant)
         c = _times(f, c_tm1) + _times(i, g)
         if not variant.output_activation:
             return (_times(o, c), c), (a,)
-        act_c = tf.tanh(c)
+        act_c = tanh(c)
         return (_times(o, act_c), c), (a, act_c)
 
     def backward_constants(rk):
