@@ -52,7 +52,10 @@ def _exp_rows(project) -> list[tuple[str, dict]]:
 
 def test_a_queued_experiment_shows_step_wise_metrics_while_it_runs(built_project):
     project = built_project
-    steps = 10**7  # far longer than the test waits: the run is stopped once it was seen
+    # far longer than the test waits (minutes): the run is stopped once it was seen. Not more:
+    # the first live point comes after one loss window (rnnlab.numpy_rnn.train.N_HISTORY_POINTS
+    # windows per run), which at 10**7 steps was most of the time the test took
+    steps = 10**6
     project.dvc("exp", "run", "--queue", "-n", "live", "-S", f"numpy_rnn.steps={steps}",
                 "train_numpy_rnn")
     project.start_queue(1)

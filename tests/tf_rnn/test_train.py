@@ -98,12 +98,16 @@ def test_the_weights_do_not_depend_on_how_many_cores_the_machine_has():
     how a large matmul's sum is cut up: before rnnlab.tf_rnn._tf pinned it, one core, two and
     four gave three different sets of weights at this shape (and one core another layout)."""
     probe = [sys.executable, bits_probe.__file__]
+    # every core of the machine first, alone: the one-core run then loads its program from
+    # XLA's cache (a fresh process names the step as this one did; the pytest process would
+    # not) instead of compiling it too, on one core, while the others compile theirs
+    # (RNNLAB_CORES=4 sizes TensorFlow's inter-op pool: a program of its own in the cache)
+    here = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
     one_core = {min(os.sched_getaffinity(0))}
     runs = [subprocess.Popen(probe, stdout=subprocess.PIPE, text=True,
                              preexec_fn=lambda: os.sched_setaffinity(0, one_core)),
             subprocess.Popen(probe, stdout=subprocess.PIPE, text=True,
                              env={**os.environ, "RNNLAB_CORES": "4"})]
-    here = bits_probe.weights_md5()  # this process: every core of the machine
     assert [run.communicate(timeout=300)[0].strip() for run in runs] == [here, here]
 
 
