@@ -6,6 +6,7 @@ import copy
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,13 @@ def tiny_params() -> dict:
     for section, values in TINY_PARAMS.items():
         params[section].update(values)
     return params
+
+
+def terminal_sigint() -> None:
+    """A preexec_fn for a process a test sends Ctrl-C (SIGINT) to. A shell's background job
+    (`make test &`, a script's `( ... & )`) starts with SIGINT ignored, and an ignored signal
+    stays ignored across exec: this gives the process a terminal's Ctrl-C back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Project:

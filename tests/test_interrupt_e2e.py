@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import VENV_BIN, Project
+from helpers import VENV_BIN, Project, terminal_sigint
 from rnnlab.workflows import queue
 
 pytestmark = pytest.mark.slow
@@ -78,7 +78,8 @@ def start_sweep(project: Project) -> subprocess.Popen:
     """The sweep in a process group of its own, as a terminal runs a foreground command."""
     return subprocess.Popen([str(VENV_BIN / "python"), "-c", SWEEP, str(RUNS)], cwd=project.root,
                             env=project.env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=terminal_sigint)
 
 
 def wait_for(condition, what: str, seconds: float = 60.0) -> None:

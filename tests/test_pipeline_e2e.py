@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import VENV_BIN, stages_run
+from helpers import VENV_BIN, stages_run, terminal_sigint
 
 pytestmark = pytest.mark.slow
 
@@ -313,12 +313,6 @@ def test_a_kill_in_the_middle_of_writing_leaves_the_old_file_or_none(built_proje
         restore(project)
 
 
-def _default_sigint() -> None:
-    # A shell's background job (`make test &`, nohup) starts with SIGINT ignored, and an
-    # ignored signal stays ignored across exec: give the repro a terminal's Ctrl-C back.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_during_training_ends_with_one_line_and_no_result(built_project):
     project = built_project
     # far longer than the test waits, and no longer: the live metrics file reappears after the
@@ -329,7 +323,7 @@ def test_ctrl_c_during_training_ends_with_one_line_and_no_result(built_project):
     proc = subprocess.Popen([str(VENV_BIN / "dvc"), "repro", "train_numpy_rnn"],
                             cwd=project.root, env=project.env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=_default_sigint)
+                            start_new_session=True, preexec_fn=terminal_sigint)
     try:
         deadline = time.time() + 120
         while not (live.exists() and json.loads(live.read_text() or "{}").get("step", 0) > 0):
