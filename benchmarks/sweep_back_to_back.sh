@@ -1,8 +1,10 @@
 #!/bin/bash
 # Sweep wall times of two commits back to back, as issue 22 asks: a fresh clone of each (its own
-# `make setup`), each with its own XLA compilation cache (empty at the start), the targets run
-# alternately (OLD's capacity, NEW's capacity, OLD's compare, ...). Prints one line per run;
-# then compare the clones' summaries, e.g. `cmp OUT/old/reports/compare.json OUT/new/...`.
+# `make setup`, not timed), each with its own XLA compilation cache (empty at the start), the
+# targets run alternately (OLD's capacity, NEW's capacity, OLD's compare, ...). Prints one line
+# per run; then compare the clones' summaries, e.g. `cmp OUT/old/reports/compare.json
+# OUT/new/...`. Any make target times the same way: `... OUT test test` times the suite twice
+# per side, the first time with XLA's cache empty (as on a new machine), the second warm.
 #
 #   benchmarks/sweep_back_to_back.sh OLD_COMMIT NEW_COMMIT OUT_DIR [TARGET ...]
 #   (default targets: capacity compare)
