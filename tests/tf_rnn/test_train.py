@@ -103,6 +103,7 @@ def test_the_weights_do_not_depend_on_how_many_cores_the_machine_has():
     # not) instead of compiling it too, on one core, while the others compile theirs
     # (RNNLAB_CORES=4 sizes TensorFlow's inter-op pool: a program of its own in the cache)
     here = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
+    assert len(here) == 32, here  # a digest, not a probe that printed nothing
     one_core = {min(os.sched_getaffinity(0))}
     runs = [subprocess.Popen(probe, stdout=subprocess.PIPE, text=True,
                              preexec_fn=lambda: os.sched_setaffinity(0, one_core)),
