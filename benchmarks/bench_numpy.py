@@ -8,13 +8,16 @@ and XLA-compiled (what Keras's `fit` runs by default: jit_compile="auto")
 (tf.GradientTape, tf.clip_by_global_norm(..., 5.0), keras.optimizers.Adam(1e-3)); the numpy
 side uses rnnlab's numpy Adam (the same algorithm and defaults). The numpy step runs on one
 BLAS thread, as training does (rnnlab.numpy_rnn._threads: large products are split over the
-cores by rnnlab itself); Keras uses its default thread pools. The two steps are timed in
-alternating rounds, so load from other processes hits both alike.
+cores by rnnlab itself); Keras uses its default thread pools. The sides are timed in
+alternating rounds (common.steady_median_ms, as bench_tf's), so load from other processes hits
+them alike; `--single-call-rounds` times one call per side and round instead (this table's
+way until 7 December), where each timed call is the first after another side's work.
 
 TensorFlow is imported only when the Keras reference is built, so a process that times the
 numpy step alone (bench_sizes) never loads it.
 
 Run: .venv/bin/python benchmarks/bench_numpy.py [--repeats N] [--time-to-accuracy]
+     [--single-call-rounds]
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 import numpy as np
 
 from common import (PARAMS_FILE, faster_reference, gflop_rate, interleaved_median_ms,
-                    matmul_gflops, onehot_batch)
+                    matmul_gflops, onehot_batch, steady_median_ms)
 from rnnlab.numpy_rnn import _threads
 from rnnlab.numpy_rnn._threads import blas_threads
 from rnnlab.numpy_rnn.model import RNNClassifier
@@ -104,18 +107,20 @@ def matmul_rates() -> dict:
         return {name: matmul_gflops(B, H, H) for name, B, T, V, H in CASES}
 
 
-def run_cases(repeats: int = 20, rates: dict | None = None) -> list[dict]:
+def run_cases(repeats: int = 20, rates: dict | None = None,
+              single_call_rounds: bool = False) -> list[dict]:
     """One row per case: case, rnnlab_ms, reference_ms (Keras in a plain tf.function),
     reference_xla_ms (XLA-compiled), gflops (achieved by the numpy step), peak_gflops
-    (matmul_rates()). Each case: 3 untimed calls per side, then `repeats` alternating rounds of
-    one timed call per side; medians."""
+    (matmul_rates()). Each case: 3 untimed calls per side, then alternating rounds
+    (common.steady_median_ms), or with `single_call_rounds` `repeats` rounds of one timed call
+    per side; median of the round medians."""
     rates = rates or matmul_rates()
     rows = []
     for name, B, T, V, H in CASES:
-        times = interleaved_median_ms({"numpy": numpy_step(B, T, V, H),
-                                       "keras": keras_step(B, T, V, H),
-                                       "keras_xla": keras_step(B, T, V, H, jit=True)},
-                                      repeats, warmup=3)
+        sides = {"numpy": numpy_step(B, T, V, H), "keras": keras_step(B, T, V, H),
+                 "keras_xla": keras_step(B, T, V, H, jit=True)}
+        times = (interleaved_median_ms(sides, repeats, warmup=3) if single_call_rounds
+                 else steady_median_ms(sides, repeats, warmup=3))
         rows.append({"case": name, "rnnlab_ms": times["numpy"], "reference_ms": times["keras"],
                      "reference_xla_ms": times["keras_xla"],
                      "gflops": gflop_rate(train_step_flops(B, T, V, H), times["numpy"]),
@@ -156,7 +161,8 @@ def time_to_accuracy(target: float = 0.90, eval_every: int = 500,
 def split_threshold_rows(repeats: int = 20) -> list[list[str]]:
     """The numpy step at each case with the products split over the cores from
     _threads.PARALLEL_MIN_MACS multiply-adds (the default), always, and never; alternating
-    rounds, median ms. Shows where handing work to a second thread pays."""
+    rounds (common.steady_median_ms), median ms. Shows where handing work to a second thread
+    pays."""
     default = _threads.PARALLEL_MIN_MACS
     rows = []
     for name, B, T, V, H in CASES:
@@ -171,7 +177,7 @@ def split_threshold_rows(repeats: int = 20) -> list[list[str]]:
                 finally:
                     _threads.PARALLEL_MIN_MACS = default
             steps[label] = step
-        ms = interleaved_median_ms(steps, repeats)
+        ms = steady_median_ms(steps, repeats, warmup=3)
         rows.append([name] + [f"{ms[label]:.2f}" for label in ("default", "always", "never")])
     return rows
 
@@ -181,8 +187,11 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--time-to-accuracy", action="store_true",
                         help="also train to 0.90 accuracy (up to ~2 minutes)")
+    parser.add_argument("--single-call-rounds", action="store_true",
+                        help="time one call per side and round (each the first after another "
+                             "side's work), not common.steady_median_ms's rounds")
     args = parser.parse_args(argv)
-    for row in run_cases(args.repeats):
+    for row in run_cases(args.repeats, single_call_rounds=args.single_call_rounds):
         print(f"{row['case']:<40} numpy {row['rnnlab_ms']:8.2f} ms   keras "
               f"{row['reference_ms']:8.2f} ms   keras+XLA {row['reference_xla_ms']:8.2f} ms   "
               f"speed-up against the faster {faster_reference(row) / row['rnnlab_ms']:5.2f}x   "

@@ -15,7 +15,7 @@ Two things are timed for each side:
   grad     forward + backward alone: the loss and its gradients with respect to all weights
            (no clipping, no update), compiled the same way as that side's training step.
 All six functions of a case (one cell at one shape) are timed in alternating rounds
-(common.interleaved_median_ms), so load from other processes hits every side and table alike.
+(common.steady_median_ms), so load from other processes hits every side and table alike.
 
 `time_to_accuracy()` trains the LSTM at the defaults of params.yaml on the memory task and
 returns the training seconds until the test recall accuracy first reaches 0.99.
@@ -32,8 +32,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from common import (PARAMS_FILE, faster_reference, gflop_rate, interleaved_median_ms,
-                    matmul_gflops)
+from common import PARAMS_FILE, faster_reference, gflop_rate, matmul_gflops, steady_median_ms
 from rnnlab.pipeline.datasets import make_dataset
 from rnnlab.pipeline.params import as_dict, read_params, validate
 from rnnlab.tf_rnn._tf import keras, set_determinism, tf
@@ -190,15 +189,15 @@ def run_cases(repeats: int = 20, rates: dict | None = None, cells=tuple(CELLS)) 
     (Keras, XLA), gflops (achieved by rnnlab), peak_gflops (matmul_rates()).
 
     Per case, the six functions (3 sides x 2 parts) get 2 untimed calls each (the first
-    compiles: 10-20 s for rnnlab's unrolled T=100 loops), then min(5, repeats) alternating
-    rounds of one untimed and repeats // rounds timed calls each; median of the round medians.
+    compiles: 10-20 s for rnnlab's unrolled T=100 loops), then common.steady_median_ms's
+    alternating rounds; median of the round medians.
     """
     rates = rates or matmul_rates(cells)
     rows = {part: [] for part in PARTS}
     for cell in cells:
         for name, B, T, D, H, n_out, loss in cases(cell):
-            times = interleaved_median_ms(cell_steps(cell, B, T, D, H, n_out, loss), repeats,
-                                          rounds=min(5, repeats), warmup=2, round_warmup=1)
+            times = steady_median_ms(cell_steps(cell, B, T, D, H, n_out, loss), repeats,
+                                     warmup=2)
             flops = step_flops(B, T, D, H, n_out, CELLS[cell].blocks)
             for part in PARTS:
                 ms, ref = times[f"rnnlab {part}"], times[f"keras {part}"]

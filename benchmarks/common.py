@@ -56,6 +56,18 @@ def interleaved_median_ms(fns: dict, repeats: int, rounds: int | None = None, wa
     return {name: statistics.median(values) for name, values in results.items()}
 
 
+STEADY_ROUNDS = 5  # rounds of steady_median_ms
+
+
+def steady_median_ms(fns: dict, repeats: int, warmup: int) -> dict:
+    """interleaved_median_ms in min(STEADY_ROUNDS, repeats) rounds of one untimed and
+    repeats // rounds timed calls per function: a training step's first call after other work
+    runs slower than the calls right after it (caches, the core's state), and a training loop
+    runs its steps back to back, so each side is timed as it runs there."""
+    return interleaved_median_ms(fns, repeats, rounds=min(STEADY_ROUNDS, repeats),
+                                 warmup=warmup, round_warmup=1)
+
+
 def matmul_gflops(m: int, k: int, n: int, dtype=np.float32, repeats: int = 30) -> float:
     """This machine's measured numpy matmul rate (GFLOP/s) for an (m, k) @ (k, n) product.
 

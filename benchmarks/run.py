@@ -28,7 +28,7 @@ import bench_tf
 import lowering_cost
 import sweep_contention
 import sweep_overhead
-from common import faster_reference, load_average, machine, markdown_table
+from common import STEADY_ROUNDS, faster_reference, load_average, machine, markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 MARKER = "<!-- notes -->"
@@ -49,7 +49,7 @@ def speed_table(rows: list[dict]) -> str:
 
 def step_caption(repeats: int) -> str:
     """What the training-step table times, and how often."""
-    rounds = min(5, repeats)
+    rounds = min(STEADY_ROUNDS, repeats)
     return (
         "Training step = forward, backward, global-norm clipping (5.0), Adam update (lr 1e-3); "
         "float32. numpy RNN (one BLAS thread; rnnlab's numpy Adam, Keras's algorithm and "
@@ -60,12 +60,13 @@ def step_caption(repeats: int) -> str:
         "tf.clip_by_global_norm. Keras runs two ways: in a plain tf.function, and XLA-compiled "
         "(what its own `fit` does by default, jit_compile=\"auto\", unless op determinism is "
         "on); the speed-up is against the faster of the two, which differs by shape. Each row: "
-        "the three sides timed in alternating rounds, median of the round medians. numpy rows: "
-        f"3 untimed calls per side, then {repeats} rounds of one timed call each. LSTM and GRU "
-        f"rows: 2 untimed calls per function (the first compiles), then {rounds} rounds of one "
-        "untimed and "
-        f"{max(1, repeats // rounds)} timed calls each, interleaved with the forward + backward "
-        "functions of the next table. rnnlab GFLOP/s = matmul FLOPs of the step / median time; "
+        "the three sides timed in alternating rounds, median of the round medians: 3 untimed "
+        "calls per side for the numpy rows, 2 per function for the LSTM and GRU rows (the first "
+        f"compiles), then {rounds} rounds of one untimed and {max(1, repeats // rounds)} timed "
+        "calls each (a step's first call after other work runs slower than the ones right after "
+        "it; numpy rows before 7 December: one timed call per round), the LSTM and GRU rows "
+        "interleaved with the forward + backward functions of the next table. "
+        "rnnlab GFLOP/s = matmul FLOPs of the step / median time; "
         "matmul GFLOP/s = numpy's rate at the case's recurrent product ((B,H)@(H,H) on one "
         "thread for the numpy RNN, (B,H)@(H,4H) for the LSTM, (B,H)@(H,3H) for the GRU), "
         "measured before TensorFlow runs.")
