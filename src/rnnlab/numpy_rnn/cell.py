@@ -90,15 +90,16 @@ class BasicRNNCell:
         W_hh_T = np.ascontiguousarray(self.W_hh.T)
 
         def recur(rows: slice) -> None:  # the time loop for some sequences of the batch
-            h = hs[:, rows]
+            # one (B, H) view per step, made once: indexing a list is cheaper than an array
+            h = list(hs[:, rows])
             recurrent = np.empty_like(h[0])
             # maximum against a zero array takes numpy's fast SIMD path (faster than a scalar 0).
             zeros = np.zeros_like(recurrent)
             np.maximum(h[0], zeros, out=h[0])  # h_1: h_0 = 0, so W_hh h_0 adds nothing
-            for t in range(1, T):
-                np.dot(h[t - 1], W_hh_T, out=recurrent)
-                h[t] += recurrent
-                np.maximum(h[t], zeros, out=h[t])
+            for h_tm1, h_t in zip(h[:-1], h[1:], strict=True):
+                np.dot(h_tm1, W_hh_T, out=recurrent)
+                h_t += recurrent
+                np.maximum(h_t, zeros, out=h_t)
 
         map_shards(recur, shards(B, B * H * H))
         self.cache = (x1, hs)
@@ -149,14 +150,15 @@ class BasicRNNCell:
         da = np.empty((T, B, H), dtype=self.dtype)
 
         def backprop(rows: slice) -> None:  # the time loop for some sequences of the batch
-            d, dy_rows = da[:, rows], dy[:, rows]
+            # per-step (B, H) views, last step first, made once (as in fprop's loop)
+            d, dy_rows = list(da[::-1, rows]), list(dy[::-1, rows])
+            mask = list((hs[:, rows] > 0)[::-1])  # h_t > 0 where the forward ReLU's input was
             carry = np.zeros_like(d[0])  # W_hh^T dh^_{t+1}, zero at t = T
-            mask = hs[:, rows] > 0  # h_t > 0 exactly where the forward ReLU's input was > 0
-            for t in range(T - 1, -1, -1):
-                np.add(dy_rows[t], carry, out=d[t])  # dh_t = dy_t + W_hh^T dh^_{t+1}
-                d[t] *= mask[t]  # the units the forward ReLU switched off pass nothing back
-                if t > 0:
-                    np.dot(d[t], self.W_hh, out=carry)
+            for d_t, dy_t, mask_t in zip(d, dy_rows, mask, strict=True):
+                np.add(dy_t, carry, out=d_t)  # dh_t = dy_t + W_hh^T dh^_{t+1}
+                d_t *= mask_t  # the units the forward ReLU switched off pass nothing back
+                if d_t is not d[-1]:  # t > 1: dh^_1 has no earlier step to reach
+                    np.dot(d_t, self.W_hh, out=carry)
 
         map_shards(backprop, shards(B, B * H * H))
         return da

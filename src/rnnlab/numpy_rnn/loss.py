@@ -26,16 +26,19 @@ def cross_entropy_loss(logits: np.ndarray, targets: np.ndarray):
         loss: float, sum_t -log p(target_t) averaged over the batch.
         dlogits: (B, T, V) gradient of the loss w.r.t. logits, (softmax - one_hot) / B.
     """
-    B = logits.shape[0]
-    idx = np.asarray(targets)[..., None].astype(np.intp, copy=False)
+    B, T, _ = logits.shape
+    # the (B, T, 1) entries of the targets, as np.take_along_axis(a, targets[..., None], -1)
+    # indexes them; built once here for its three uses
+    target = (np.arange(B).reshape(B, 1, 1), np.arange(T).reshape(1, T, 1),
+              np.asarray(targets)[..., None].astype(np.intp, copy=False))
     # log-softmax via the log-sum-exp of max-shifted logits: finite for any finite logits.
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     sum_exp = exp.sum(axis=-1, keepdims=True)
-    log_p_target = np.take_along_axis(shifted, idx, axis=-1) - np.log(sum_exp)
+    log_p_target = shifted[target] - np.log(sum_exp)
     loss = -float(log_p_target.sum(dtype=np.float64)) / B
     dlogits = exp
     dlogits /= sum_exp
-    np.put_along_axis(dlogits, idx, np.take_along_axis(dlogits, idx, axis=-1) - 1.0, axis=-1)
+    dlogits[target] = dlogits[target] - 1.0
     dlogits /= B
     return loss, dlogits
