@@ -124,7 +124,7 @@ def keras_train_fn(call, variables: list, loss_fn, jit: bool):
     return step
 
 
-def _rnnlab_fns(cell: str, x, H: int, n_out: int, loss_fn, layout=None) -> dict:
+def rnnlab_fns(cell: str, x, H: int, n_out: int, loss_fn, layout=None) -> dict:
     """rnnlab's {"train": step(x, y), "grad": gradient(x, y)}: the cell + a linear layer."""
     model = make_model(cell, x.shape[-1], n_out, lstm_hidden=H, rnn_hidden=H, gru_hidden=H,
                        seed=0, layout=layout)
@@ -166,7 +166,7 @@ def cell_steps(cell: str, B: int, T: int, D: int, H: int, n_out: int, loss: str,
     x, y = case_data(B, T, D, n_out, loss)
     fns = {}
     for side in sides:
-        built = (_rnnlab_fns(cell, x, H, n_out, LOSSES[loss], layout) if side == "rnnlab"
+        built = (rnnlab_fns(cell, x, H, n_out, LOSSES[loss], layout) if side == "rnnlab"
                  else _keras_fns(cell, x, H, n_out, LOSSES[loss], jit=side == "keras_xla"))
         fns.update({f"{side} {part}": _waiting(built[part], x, y) for part in parts})
     return fns
