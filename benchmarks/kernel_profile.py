@@ -57,7 +57,7 @@ def kernel_events(logdir: str, names: dict) -> list[tuple[str, int, int]]:
     space = xplane_pb2.XSpace()
     for path in glob.glob(f"{logdir}/plugins/profile/*/*.xplane.pb"):
         with open(path, "rb") as f:
-            space.ParseFromString(f.read())
+            space.MergeFromString(f.read())  # every host's file, should there be several
     events = []
     for plane in space.planes:
         metadata = {key: value.name for key, value in plane.event_metadata.items()}
@@ -99,6 +99,8 @@ def profile_case(cell: str, B: int, T: int, D: int, H: int, n_out: int, loss: st
         wall = (time.perf_counter() - started) / steps * 1e6
         tf.profiler.experimental.stop()
         events = kernel_events(logdir, names)
+    if not events:
+        raise RuntimeError("TensorFlow's profiler recorded no event of the step's XLA kernels")
     groups = collections.defaultdict(lambda: [0, 0.0])
     for name, start, end in events:
         group = groups[kernel_group(name, *names[name])]
