@@ -10,10 +10,13 @@ the same WINDOW seconds. The workloads, at the pipeline's own shapes:
   numpy        the numpy RNN, Adam, batch 64, T = 27, H = 50 (train_numpy_rnn's step)
 
 TensorFlow processes use both cores (as a sweep's runs do) unless "1 thread" says their
-intra-op pool has one thread. "relative speed" is a process's steps per second against the same
-workload alone with the default threads; their sum is the arrangement's throughput against
-running its processes one after the other (1.0: nothing gained by running them together, 2.0:
-each as fast as alone).
+intra-op pool has one thread, "one core each" says each process may run only on a core of
+its own (CPU affinity; the pool keeps its threads, so the program and the bits are the same),
+or "idle threads sleep" says their pool's threads sleep when idle instead of spinning first
+(rnnlab.tf_rnn._tf.idle_threads_sleep, as a sweep's workers run; the same program and bits).
+"relative speed" is a process's steps per second against the same workload alone with the
+default threads; their sum is the arrangement's throughput against running its processes one
+after the other (1.0: nothing gained by running them together, 2.0: each as fast as alone).
 
     python benchmarks/sweep_contention.py [--window 12]
 """
@@ -35,24 +38,34 @@ from common import markdown_table
 WARMUP_STEPS = 20
 NUMPY_CHUNK = 100  # numpy steps per call
 SHAPES = {"lstm-memory": (100, 22, 10, 96, 10, "ce"), "lstm-sine": (100, 100, 1, 96, 1, "mse")}
-# (label, [(workload, intra-op threads: 0 = TensorFlow's default), ...])
+# (label, [(workload, intra-op threads: 0 = rnnlab's default), ...], mode: OWN_CORE, SLEEP or "")
+OWN_CORE, SLEEP = "own core", "sleep"
 ARRANGEMENTS = [
-    ("alone", [("lstm-memory", 0)]), ("alone", [("lstm-sine", 0)]), ("alone", [("numpy", 0)]),
-    ("alone, 1 thread", [("lstm-memory", 1)]), ("alone, 1 thread", [("lstm-sine", 1)]),
-    ("two TF runs", [("lstm-memory", 0), ("lstm-memory", 0)]),
-    ("two TF runs", [("lstm-sine", 0), ("lstm-sine", 0)]),
-    ("two TF runs, 1 thread each", [("lstm-memory", 1), ("lstm-memory", 1)]),
-    ("two TF runs, 1 thread each", [("lstm-sine", 1), ("lstm-sine", 1)]),
-    ("TF + numpy", [("lstm-memory", 0), ("numpy", 0)]),
-    ("TF + numpy", [("lstm-sine", 0), ("numpy", 0)]),
-    ("two numpy runs", [("numpy", 0), ("numpy", 0)]),
+    ("alone", [("lstm-memory", 0)], ""), ("alone", [("lstm-sine", 0)], ""),
+    ("alone", [("numpy", 0)], ""),
+    ("alone, 1 thread", [("lstm-memory", 1)], ""),
+    ("alone, 1 thread", [("lstm-sine", 1)], ""),
+    ("two TF runs", [("lstm-memory", 0), ("lstm-memory", 0)], ""),
+    ("two TF runs", [("lstm-sine", 0), ("lstm-sine", 0)], ""),
+    ("two TF runs, 1 thread each", [("lstm-memory", 1), ("lstm-memory", 1)], ""),
+    ("two TF runs, 1 thread each", [("lstm-sine", 1), ("lstm-sine", 1)], ""),
+    ("two TF runs, one core each", [("lstm-memory", 0), ("lstm-memory", 0)], OWN_CORE),
+    ("two TF runs, one core each", [("lstm-sine", 0), ("lstm-sine", 0)], OWN_CORE),
+    ("two TF runs, idle threads sleep", [("lstm-memory", 0), ("lstm-memory", 0)], SLEEP),
+    ("two TF runs, idle threads sleep", [("lstm-sine", 0), ("lstm-sine", 0)], SLEEP),
+    ("TF + numpy", [("lstm-memory", 0), ("numpy", 0)], ""),
+    ("TF + numpy", [("lstm-sine", 0), ("numpy", 0)], ""),
+    ("TF + numpy, idle threads sleep", [("lstm-memory", 0), ("numpy", 0)], SLEEP),
+    ("two numpy runs", [("numpy", 0), ("numpy", 0)], ""),
 ]
 
 
-def _tf_step(workload: str, threads: int):
-    from rnnlab.tf_rnn._tf import keras, set_determinism, tf
+def _tf_step(workload: str, threads: int, sleep: bool):
+    from rnnlab.tf_rnn._tf import idle_threads_sleep, keras, set_determinism, tf
     if threads:  # after rnnlab's import, which pins the pool at INTRA_OP_THREADS
         tf.config.threading.set_intra_op_parallelism_threads(threads)
+    if sleep:
+        idle_threads_sleep()
     from bench_tf import LOSSES, _waiting, case_data
     from rnnlab.tf_rnn.model import make_model
     from rnnlab.tf_rnn.train import get_train_step
@@ -86,9 +99,10 @@ def _numpy_step():
     return steps, lambda: [v for _, v in sorted(model.state_dict().items())]
 
 
-def worker(workload: str, threads: int, ready: Path, go: Path, window: float) -> None:
+def worker(workload: str, threads: int, mode: str, ready: Path, go: Path, window: float) -> None:
     """One process of an arrangement: prints {"steps_per_s", "md5"} as JSON."""
-    step, weights = _numpy_step() if workload == "numpy" else _tf_step(workload, threads)
+    step, weights = (_numpy_step() if workload == "numpy"
+                     else _tf_step(workload, threads, sleep=mode == SLEEP))
     done = 0
     while done < WARMUP_STEPS:
         done += step()
@@ -102,16 +116,25 @@ def worker(workload: str, threads: int, ready: Path, go: Path, window: float) ->
     print(json.dumps({"steps_per_s": steps / (time.perf_counter() - start), "md5": digest}))
 
 
-def arrangement(procs: list[tuple[str, int]], window: float) -> list[dict]:
+def _on_core(index: int | None):
+    """A preexec_fn that lets the process run only on the index-th CPU it may use (None: all)."""
+    if index is None:
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return lambda: os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+
+
+def arrangement(procs: list[tuple[str, int]], window: float, mode: str = "") -> list[dict]:
     """Run the processes of one arrangement together; their results in order."""
     with tempfile.TemporaryDirectory() as tmp:
         go = Path(tmp) / "go"
         readies = [Path(tmp) / f"ready{i}" for i in range(len(procs))]
         running = [subprocess.Popen(
-            [sys.executable, __file__, "--worker", w, str(t), str(r), str(go), str(window)],
+            [sys.executable, __file__, "--worker", w, str(t), mode, str(r), str(go), str(window)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)))
-            for (w, t), r in zip(procs, readies, strict=True)]
+            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)),
+            preexec_fn=_on_core(i if mode == OWN_CORE else None))
+            for i, ((w, t), r) in enumerate(zip(procs, readies, strict=True))]
         while not all(r.exists() for r in readies):
             if any(p.poll() not in (None, 0) for p in running):
                 raise RuntimeError(f"a worker of {procs} failed")
@@ -123,8 +146,8 @@ def arrangement(procs: list[tuple[str, int]], window: float) -> list[dict]:
 def report(window: float = 12.0) -> str:
     alone: dict[tuple[str, int], dict] = {}
     rows = []
-    for label, procs in ARRANGEMENTS:
-        results = arrangement(procs, window)
+    for label, procs, mode in ARRANGEMENTS:
+        results = arrangement(procs, window, mode)
         if len(procs) == 1:
             alone[procs[0]] = results[0]
         relative = [r["steps_per_s"] / alone[(w, 0)]["steps_per_s"]
@@ -146,8 +169,8 @@ def report(window: float = 12.0) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        w, t, r, g, win = sys.argv[2:7]
-        worker(w, int(t), Path(r), Path(g), float(win))
+        w, t, m, r, g, win = sys.argv[2:8]
+        worker(w, int(t), m, Path(r), Path(g), float(win))
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--window", type=float, default=12.0)

@@ -2,7 +2,9 @@
 the md5 of the weights: tests/tf_rnn/test_train.py runs it in its own process and in processes
 that see a machine of another size, and the digests must agree.
 
-    python tests/bits_probe.py
+    python tests/bits_probe.py [--idle-threads-sleep]
+
+--idle-threads-sleep: as a sweep's worker runs (rnnlab.tf_rnn._tf.idle_threads_sleep).
 """
 
 from __future__ import annotations
@@ -30,4 +32,9 @@ def weights_md5() -> str:
 
 
 if __name__ == "__main__":
+    import sys
+
+    if "--idle-threads-sleep" in sys.argv[1:]:
+        from rnnlab.tf_rnn._tf import idle_threads_sleep
+        idle_threads_sleep()
     print(weights_md5())

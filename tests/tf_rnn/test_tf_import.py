@@ -1,4 +1,5 @@
-"""rnnlab.tf_rnn._tf: TensorFlow imported quietly, and out of the garbage collector's way."""
+"""rnnlab.tf_rnn._tf: TensorFlow imported quietly, and out of the garbage collector's way; its
+idle threads asleep when a sweep's worker asks."""
 
 import gc
 import subprocess
@@ -31,3 +32,23 @@ def test_a_collector_the_caller_turned_off_stays_off():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+IDLE_THREADS_SLEEP = """
+from tensorflow.python.eager import context
+from rnnlab.tf_rnn._tf import idle_threads_sleep, tf
+idle_threads_sleep()
+tf.constant(1.0) + 1  # the runtime starts with the option
+print(context.context().config.experimental.disable_thread_spinning)
+try:
+    idle_threads_sleep()
+except RuntimeError as error:
+    print(error)
+"""
+
+
+def test_idle_threads_sleep_sets_the_option_and_refuses_once_tensorflow_runs():
+    done = subprocess.run([sys.executable, "-c", IDLE_THREADS_SLEEP], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "True", "idle_threads_sleep() must run before TensorFlow's first op"]

@@ -96,7 +96,8 @@ def test_same_seed_gives_identical_weights():
 def test_the_weights_do_not_depend_on_how_many_cores_the_machine_has():
     """TensorFlow's default intra-op pool has a thread per core, and the thread count decides
     how a large matmul's sum is cut up: before rnnlab.tf_rnn._tf pinned it, one core, two and
-    four gave three different sets of weights at this shape (and one core another layout)."""
+    four gave three different sets of weights at this shape (and one core another layout).
+    A sweep's worker, whose idle threads sleep instead of spinning, gets the same weights."""
     probe = [sys.executable, bits_probe.__file__]
     # every core of the machine first, alone: the one-core run then loads its program from
     # XLA's cache (a fresh process names the step as this one did; the pytest process would
@@ -108,8 +109,9 @@ def test_the_weights_do_not_depend_on_how_many_cores_the_machine_has():
     runs = [subprocess.Popen(probe, stdout=subprocess.PIPE, text=True,
                              preexec_fn=lambda: os.sched_setaffinity(0, one_core)),
             subprocess.Popen(probe, stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "RNNLAB_CORES": "4"})]
-    assert [run.communicate(timeout=300)[0].strip() for run in runs] == [here, here]
+                             env={**os.environ, "RNNLAB_CORES": "4"}),
+            subprocess.Popen([*probe, "--idle-threads-sleep"], stdout=subprocess.PIPE, text=True)]
+    assert [run.communicate(timeout=300)[0].strip() for run in runs] == [here, here, here]
 
 
 def test_divergence_is_reported():

@@ -595,10 +595,10 @@ def busy(workers: list[Worker]) -> list[Worker]:
 def next_run(pending: list[Run], running: list[Run]) -> int:
     """The index in `pending` of the run to start next: the first, except that a run beside a
     multicore one (TensorFlow's) is the first single-core run if there is one. On two cores,
-    two TensorFlow runs side by side get through about as much work as one after the other
-    (1.1-1.2x), a TensorFlow run and a numpy run about 1.4x (benchmarks/sweep_contention.py),
-    so a sweep of both kinds finishes sooner with each TensorFlow run paired with numpy
-    ones."""
+    two TensorFlow runs side by side get through 1.3-1.4x the work of one after the other (the
+    workers' idle threads sleep; 1.1-1.2x when they spun), a TensorFlow run and a numpy run
+    about 1.5x (benchmarks/sweep_contention.py), so a sweep of both kinds finishes sooner with
+    each TensorFlow run paired with numpy ones."""
     if any(run.multicore for run in running):
         return next((i for i, run in enumerate(pending) if not run.multicore), 0)
     return 0

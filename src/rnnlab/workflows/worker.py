@@ -370,7 +370,8 @@ def serve(repository: Path, start: str, requests, replies) -> None:
 
 
 def preload(tensorflow: bool) -> None:
-    """What every experiment imports (DVC, TensorFlow if asked), once, before the first fork."""
+    """What every experiment imports (DVC, TensorFlow if asked), once, before the first fork;
+    TensorFlow's idle threads set to sleep at once, as the workers share the machine."""
     import dvc.repo.reproduce  # noqa: F401
     import dvc.utils.hydra  # noqa: F401
 
@@ -380,6 +381,9 @@ def preload(tensorflow: bool) -> None:
         import rnnlab.tf_rnn.model  # noqa: F401
         import rnnlab.tf_rnn.tasks  # noqa: F401
         import rnnlab.tf_rnn.train  # noqa: F401
+        from rnnlab.tf_rnn._tf import idle_threads_sleep
+
+        idle_threads_sleep()  # workers share the machine: no spinning between kernels
 
 
 def main(argv: list[str] | None = None) -> int:
