@@ -18,6 +18,20 @@ def _full_grid():
                               capacity.FULL["seeds"], capacity.FULL["overrides"])
 
 
+def test_the_grid_starts_the_longest_first_and_seed_by_seed():
+    """No worker may end on a long run alone, and a later seed must find its step in XLA's
+    cache: the longest delay first, and there every cell's first seed before any second."""
+    names = [run.name for run in _full_grid()]
+    cells, delays = capacity.FULL["cells"], capacity.FULL["delays"]
+    first, second = capacity.FULL["seeds"][:2]
+    assert len(names) == len(set(names)) == len(cells) * len(delays) * len(capacity.FULL["seeds"])
+    longest = max(delays)
+    assert names[0] == capacity.experiment_name("lstm", longest, first)
+    assert {n.split("-")[-3] for n in names[:len(cells)]} == set(cells)
+    assert all(n.endswith(f"-b{longest}-s{first}") for n in names[:len(cells)])
+    assert all(n.endswith(f"-b{longest}-s{second}") for n in names[len(cells):2 * len(cells)])
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_shards_partition_the_grid_deterministically_and_balance_cost(n):
     runs = _full_grid()

@@ -17,7 +17,7 @@ def test_runs_change_the_seed_of_every_section_their_stages_read(monkeypatch):
 
     monkeypatch.chdir(REPO)
     runs = {run.name: run for run in compare.runs_for(["rnn", "sheet-gaussian"], [0, 2])}
-    assert list(runs) == ["rnn-s0", "rnn-s2", "sheet-gaussian-s0", "sheet-gaussian-s2"]
+    assert list(runs) == ["rnn-s0", "sheet-gaussian-s0", "rnn-s2", "sheet-gaussian-s2"]
     assert runs["rnn-s2"].targets == ("train_sine", "train_memory", "gradient_flow_memory")
     assert {k: v for k, v in runs["rnn-s2"].overrides.items() if k.endswith(".seed")} == {
         "memory_task.seed": 2, "sine_task.seed": 2, "tf_model.seed": 2}
@@ -26,6 +26,20 @@ def test_runs_change_the_seed_of_every_section_their_stages_read(monkeypatch):
                      "numpy_rnn.learning_rate": 0.001, "numpy_rnn.steps": 70000,
                      "numpy_rnn.clip_norm": 5.0, "numpy_rnn.init": "gaussian",
                      "copy_task.seed": 2, "numpy_rnn.seed": 2}
+
+
+def test_runs_start_seed_by_seed_the_longest_first(monkeypatch):
+    """A later seed's TensorFlow run must find its compiled steps in XLA's cache, so every
+    experiment's first seed starts before any second one; within a seed GRU, LSTM, RNN lead."""
+    from helpers import REPO
+
+    monkeypatch.chdir(REPO)
+    names = [run.name for run in compare.runs_for(list(compare.EXPERIMENTS), [0, 1])]
+    every = len(compare.EXPERIMENTS)
+    assert sorted(names) == sorted(f"{n}-s{s}" for n in compare.EXPERIMENTS for s in (0, 1))
+    assert all(n.endswith("-s0") for n in names[:every])
+    assert names[:3] == ["gru-s0", "lstm-s0", "rnn-s0"]
+    assert names[every:every + 3] == ["gru-s1", "lstm-s1", "rnn-s1"]
 
 
 def _exp(**records):

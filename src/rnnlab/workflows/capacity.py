@@ -149,13 +149,15 @@ def experiment_name(cell: str, delay: int, seed: int, prefix: str = PREFIX) -> s
 def grid_runs(cells: list[str], delays: list[int], seeds: list[int], overrides: dict,
               prefix: str = PREFIX) -> list[Run]:
     """One Run per (cell, delay, seed), longest sequences and the LSTM first (so that no worker
-    idles at the end while another finishes a long run). `overrides` win over the cell's
-    settings, the point's delay and seed over both."""
+    idles at the end while another finishes a long run), seed by seed within a delay (so that
+    a later seed finds its step compiled in XLA's cache instead of compiling it at the same time
+    as the first: 13 s for the LSTM at B = 80). `overrides` win over the cell's settings, the
+    point's delay and seed over both."""
     order = sorted(cells, key=lambda c: c != "lstm")
     return [Run(experiment_name(c, d, s, prefix),
                 {**CELLS[c], **overrides, "memory_task.blank_separation_len": d,
                  "tf_model.seed": s}, ("train_memory",))
-            for d in sorted(delays, reverse=True) for c in order for s in seeds]
+            for d in sorted(delays, reverse=True) for s in seeds for c in order]
 
 
 def expected_cost(run: Run, to_remember_len: int) -> float:
