@@ -45,11 +45,11 @@ def test_help_lists_every_command_with_what_it_takes(capsys):
     assert status == 0 and out.startswith("usage: rnnlab ")
     for name in ("compare", "capacity", "bench", "deps", "plots-template"):
         assert f"\n    {name} " in out or f"\n    {name}\n" in out, out
-    assert "about 16 min" in out and "about 13 min" in out and "--quick about 60 s" in out
+    assert "about 11 min" in out and "about 13 min" in out and "--quick about 60 s" in out
 
 
 @pytest.mark.parametrize("name, writes, takes", [
-    ("compare", "reports/compare.json", "951 s"),
+    ("compare", "reports/compare.json", "640 s"),
     ("capacity", "reports/capacity/", "765 s"),
     ("papers", "reports/papers/", "about 65 min"),
     ("bench", "benchmarks/RESULTS.md", "about 35 min"),

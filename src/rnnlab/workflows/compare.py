@@ -91,7 +91,7 @@ DEFAULT_SEEDS = 3  # the committed study: seeds 0, 1, 2
 SUMMARY = "reports/compare.json"  # the committed study's summary
 CUSTOM = Path("reports/compare-custom")  # any other selection's summary and figures
 FIGURES = Path("docs/figures")
-HELP = "the named experiments over seeds, summarised (about 16 min for 3 seeds)"
+HELP = "the named experiments over seeds, summarised (about 11 min for 3 seeds)"
 DESCRIPTION = f"""\
 Runs each named experiment once per seed as a queued DVC experiment (NAME-sSEED), skipping
 those that already ran with the same params and code, and summarises them over seeds: mean,
@@ -104,11 +104,11 @@ docs/figures/sine_extrapolation_rnn.png. Any other selection (--only, another --
 writes {CUSTOM}/ instead (summary.json and the two figures) and touches none
 of those.
 
-Takes about 16 min on this project's 2-core machine for 3 seeds with --jobs 2 (33
-experiments, each TensorFlow one run beside numpy ones; from a fresh clone with an empty XLA
-cache `make compare` took 951 s on the sweep workers on a slow day, 1146 s back to back on
-the `dvc exp run --temp` pool before them, and 692 s on a faster day before that), seconds
-again with nothing changed."""
+Takes about 11 min on this project's 2-core machine for 3 seeds with --jobs 2 (33
+experiments, seed by seed, each TensorFlow one run beside numpy ones; from a fresh clone with
+an empty XLA cache `make compare` took 640 s on 7 December against 684 s back to back for the
+commit before the seed order, 951 s on the slower 6 December), seconds again with nothing
+changed."""
 
 
 def runs_for(names: list[str], seeds: list[int]) -> list[Run]:
