@@ -108,9 +108,10 @@ def idle_threads_sleep() -> None:
     For a process that shares the machine with another training run (a sweep's workers): a
     thread spinning between the step's small kernels burns the core the other run needs.
     benchmarks/sweep_contention.py, two LSTM runs side by side on a quiet machine: 1.34-1.40x
-    the work of one run at a time with it, 1.14-1.20x without (benchmarks/RESULTS.md). The step and its bits stay the same; a process alone
-    is a little slower with it, so only the workers ask for it. Before TensorFlow's first op:
-    the runtime reads its config once."""
+    the work of one run at a time with it, 1.14-1.20x without (benchmarks/RESULTS.md). The
+    step and its bits stay the same; a process alone gained nothing from it in a one-off check,
+    so only the workers ask for it. Before TensorFlow's first op: the runtime reads its config
+    once."""
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.eager import context
 

@@ -121,14 +121,14 @@ def runs_for(names: list[str], seeds: list[int]) -> list[Run]:
     def start_rank(name: str) -> int:
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
-    runs = []
-    for seed in seeds:
-        for name in sorted(names, key=start_rank):  # stable: the rest in EXPERIMENTS' order
-            stages, overrides = EXPERIMENTS[name]
-            seeded = [s for s in upstream_sections(list(stages)) if "seed" in read_params()[s]]
-            runs.append(Run(f"{name}-s{seed}", {**overrides, **{f"{s}.seed": seed for s in seeded}},
-                            stages))
-    return runs
+    params = read_params()
+    seeded = {name: [s for s in upstream_sections(list(EXPERIMENTS[name][0]))
+                     if "seed" in params[s]] for name in names}
+    order = sorted(names, key=start_rank)  # stable: the rest in EXPERIMENTS' order
+    return [Run(f"{name}-s{seed}", {**EXPERIMENTS[name][1],
+                                    **{f"{s}.seed": seed for s in seeded[name]}},
+                EXPERIMENTS[name][0])
+            for seed in seeds for name in order]
 
 
 def spread(values: list[float], seeds: list[int] | None = None) -> dict:
