@@ -143,3 +143,41 @@ def is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return False
+
+
+def test_a_worker_commits_to_the_shared_cache_only_while_it_holds_the_cache_lock(tmp_path):
+    """Workers share DVC's cache: one commits its outputs there only while no other is
+    committing (rnnlab.workflows.worker.CACHE_LOCK), so two committing the same new files at
+    the same moment cannot fail each other. Here the test holds the lock: the experiment's
+    stage runs, its commit waits until the test lets go, then it is saved."""
+    import fcntl
+    import select
+
+    from rnnlab.workflows.worker import CACHE_LOCK
+
+    project, witness = two_stage_project(tmp_path)
+    (project.root / CACHE_LOCK).parent.mkdir(parents=True, exist_ok=True)
+    lock = (project.root / CACHE_LOCK).open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    worker = subprocess.Popen([str(VENV_BIN / "python"), "-m", "rnnlab.workflows.worker",
+                               "--no-tensorflow", str(project.root)], cwd=project.root,
+                              env=project.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        worker.stdin.write(json.dumps({"name": "a", "overrides": {"one.n": 3},
+                                       "targets": ["one"]}) + "\n")
+        worker.stdin.close()
+        deadline = time.monotonic() + 120
+        while "one True" not in (witness.read_text() if witness.exists() else ""):
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.1)
+        assert select.select([worker.stdout], [], [], 3)[0] == []  # the commit waits
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        assert select.select([worker.stdout], [], [], 60)[0] != []
+        assert json.loads(worker.stdout.readline()) == {"name": "a", "ok": True, "reason": None}
+        assert worker.wait(timeout=60) == 0
+    finally:
+        lock.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+    assert tree(project, "a")  # the experiment was saved

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 STAGE_SCRIPT = "stages/"  # `python stages/NAME.py`: a stage of ours, run in this process
+CACHE_LOCK = Path(".dvc/tmp/rnnlab/cache.lock")  # in the repository: held by a worker's commit
 REPLIES_FD: int | None = None  # main's descriptor for replies, which forked runs close
 
 
@@ -135,6 +136,45 @@ def stages_in_this_process() -> Iterator[None]:
         yield
     finally:
         stage_run.cmd_run = original
+
+
+@contextlib.contextmanager
+def cache_writes_one_at_a_time(lock_file: Path) -> Iterator[None]:
+    """While active, DVC commits an output to its cache, or checks one out of it, only while
+    this process holds `lock_file` (flock). The workers share one cache, and when two of them
+    committed the same new files at the same moment (the first two runs of a capacity grid
+    point both reproduce its data stage), one experiment once failed with DVC's "unable to
+    remove '.../data/memory/train.npz' without a confirmation", raised as its commit found
+    the object it had just written not (yet, or no longer) whole in the cache. Our stages'
+    outputs are small: a commit takes milliseconds, and the wait for one as long."""
+    import fcntl
+
+    from dvc.output import Output
+
+    originals = {name: getattr(Output, name) for name in ("commit", "checkout")}
+    held = 0  # this process's depth: DVC may check out while committing
+
+    def locked(original: Callable) -> Callable:
+        def method(self, *args, **kwargs):
+            nonlocal held
+            if held:
+                return original(self, *args, **kwargs)
+            with lock_file.open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                held += 1
+                try:
+                    return original(self, *args, **kwargs)
+                finally:
+                    held -= 1
+        return method
+
+    for name, original in originals.items():
+        setattr(Output, name, locked(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(Output, name, original)
 
 
 def is_stage_script(word: str) -> bool:
@@ -351,7 +391,7 @@ def serve(repository: Path, start: str, requests, replies) -> None:
     logs = repository / STATE / "logs"
     copy = make_copy(repository, start)
     try:
-        with stages_in_this_process():
+        with stages_in_this_process(), cache_writes_one_at_a_time(repository / CACHE_LOCK):
             for line in requests:
                 spec = json.loads(line)
                 log = logs / f"{spec['name']}.log"
