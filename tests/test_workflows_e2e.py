@@ -191,3 +191,5 @@ def test_a_workers_experiment_has_the_outputs_dvc_repro_makes(built_copy):
     workspace = yaml.safe_load((project.root / "dvc.lock").read_text())["stages"]
     for stage in ("train_memory", "gradient_flow_memory"):
         assert experiment[stage]["outs"] == workspace[stage]["outs"], stage
+    # and dvc.lock byte for byte (the worker reads back what DVC wrote from memory)
+    assert project.git("show", f"{ref}:dvc.lock").stdout == (project.root / "dvc.lock").read_text()

@@ -177,6 +177,60 @@ def cache_writes_one_at_a_time(lock_file: Path) -> Iterator[None]:
             setattr(Output, name, original)
 
 
+@contextlib.contextmanager
+def yaml_parsed_once() -> Iterator[None]:
+    """While active, DVC parses a YAML text it has parsed or written before from memory: a
+    copy of what it got the first time. An experiment rewrites dvc.lock after each stage and
+    reads it back before the next (with ruamel's pure-Python round-trip loader, 90 ms for our
+    dvc.lock), and rebuilds its index from dvc.yaml and dvc.lock a few times more. What DVC
+    writes is recorded as the parse of the text written (DVC's files are the fixed point of a
+    dump and a parse: tests/workflows/test_worker.py compares an experiment's commit with
+    `dvc exp run --temp`'s). The worker warms the cache with its copy's files before its
+    first fork, so every experiment starts with them parsed."""
+    import copy
+    import io
+
+    import dvc.utils.serialize as serialize
+    import dvc.utils.strictyaml as strictyaml
+    from dvc.utils.serialize import _yaml
+
+    parse, dump = _yaml.parse_yaml, _yaml._dump
+    parsed: dict[tuple[str, str], Any] = {}
+
+    def parse_yaml(text: str, path, typ: str = "safe"):
+        if (typ, text) not in parsed:
+            parsed[typ, text] = copy.deepcopy(parse(text, path, typ))
+        return copy.deepcopy(parsed[typ, text])
+
+    def dump_yaml(data: Any, stream) -> None:
+        text = io.StringIO()
+        dump(data, text)
+        stream.write(text.getvalue())
+        parsed["rt", text.getvalue()] = copy.deepcopy(data)
+
+    modules = (_yaml, serialize, strictyaml)
+    for module in modules:
+        module.parse_yaml = parse_yaml
+    _yaml._dump = dump_yaml
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.parse_yaml = parse
+        _yaml._dump = dump
+
+
+def warm_yaml_cache(copy: Path) -> None:
+    """The copy's DVC files and params parsed the ways an experiment parses them."""
+    from dvc.utils.serialize import _yaml
+
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml"):
+        if (copy / name).exists():
+            text = (copy / name).read_text(encoding="utf-8")
+            for typ in ("safe", "rt"):
+                _yaml.parse_yaml(text, name, typ)
+
+
 def is_stage_script(word: str) -> bool:
     return word.startswith(STAGE_SCRIPT) and word.endswith(".py")
 
@@ -391,7 +445,9 @@ def serve(repository: Path, start: str, requests, replies) -> None:
     logs = repository / STATE / "logs"
     copy = make_copy(repository, start)
     try:
-        with stages_in_this_process(), cache_writes_one_at_a_time(repository / CACHE_LOCK):
+        with stages_in_this_process(), cache_writes_one_at_a_time(repository / CACHE_LOCK), \
+                yaml_parsed_once():
+            warm_yaml_cache(copy)
             for line in requests:
                 spec = json.loads(line)
                 log = logs / f"{spec['name']}.log"

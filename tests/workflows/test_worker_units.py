@@ -1,0 +1,52 @@
+"""rnnlab.workflows.worker's in-process helpers, without a repository."""
+
+from __future__ import annotations
+
+import io
+
+from dvc.utils.serialize import _yaml, modify_yaml
+
+from rnnlab.workflows.worker import yaml_parsed_once
+
+LOCK = "schema: '2.0'\nstages:\n  a:\n    cmd: python a.py\n    outs:\n    - path: out\n"
+
+
+def test_yaml_parsed_once_parses_a_text_once_and_hands_out_independent_copies(monkeypatch):
+    parses = []
+    parse = _yaml.parse_yaml
+
+    def counting(text, path, typ="safe"):
+        parses.append(typ)
+        return parse(text, path, typ)
+
+    monkeypatch.setattr(_yaml, "parse_yaml", counting)
+    with yaml_parsed_once():
+        first = _yaml.parse_yaml_for_update(LOCK, "dvc.lock")
+        first["stages"]["a"]["cmd"] = "changed by its caller"
+        second = _yaml.parse_yaml_for_update(LOCK, "dvc.lock")
+        assert second["stages"]["a"]["cmd"] == "python a.py"  # not the caller's change
+        assert _yaml.parse_yaml(LOCK, "dvc.lock") == {"schema": "2.0", "stages": {"a": {
+            "cmd": "python a.py", "outs": [{"path": "out"}]}}}
+    assert parses == ["rt", "safe"]
+    assert _yaml.parse_yaml is counting  # restored on leaving
+
+
+def test_what_dvc_writes_is_read_back_without_parsing_and_dumps_the_same(tmp_path, monkeypatch):
+    path = tmp_path / "dvc.lock"
+    path.write_text(LOCK)
+    parses = []
+    parse = _yaml.parse_yaml
+    monkeypatch.setattr(_yaml, "parse_yaml",
+                        lambda text, p, typ="safe": parses.append(typ) or parse(text, p, typ))
+    with yaml_parsed_once():
+        with modify_yaml(path) as data:  # as DVC updates dvc.lock after a stage
+            data["stages"]["b"] = {"cmd": "python b.py", "deps": [{"path": "out", "md5": "x"}]}
+        written = path.read_text()
+        with modify_yaml(path) as data:  # the next stage's update reads it back
+            data["stages"]["c"] = {"cmd": "python c.py"}
+    assert parses == ["rt"]  # only the first read parsed
+    again = io.StringIO()
+    data = _yaml.parse_yaml_for_update(written, "dvc.lock")
+    data["stages"]["c"] = {"cmd": "python c.py"}
+    _yaml._dump(data, again)
+    assert path.read_text() == again.getvalue()  # the same bytes as with a fresh parse
