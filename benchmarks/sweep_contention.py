@@ -13,12 +13,15 @@ TensorFlow processes use both cores (as a sweep's runs do) unless "1 thread" say
 intra-op pool has one thread, "one core each" says each process may run only on a core of
 its own (CPU affinity; the pool keeps its threads, so the program and the bits are the same),
 or "idle threads sleep" says their pool's threads sleep when idle instead of spinning first
-(rnnlab.tf_rnn._tf.idle_threads_sleep, as a sweep's workers run; the same program and bits).
+(rnnlab.tf_rnn._tf.idle_threads_sleep, as a sweep's workers run; the same program and bits);
+an arrangement may do both.
 "relative speed" is a process's steps per second against the same workload alone with the
 default threads; their sum is the arrangement's throughput against running its processes one
 after the other (1.0: nothing gained by running them together, 2.0: each as fast as alone).
 
-    python benchmarks/sweep_contention.py [--window 12]
+    python benchmarks/sweep_contention.py [--window 12] [--only LABEL ...]
+
+--only runs the "alone" rows (the reference) and the arrangements with those labels.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from common import markdown_table
 WARMUP_STEPS = 20
 NUMPY_CHUNK = 100  # numpy steps per call
 SHAPES = {"lstm-memory": (100, 22, 10, 96, 10, "ce"), "lstm-sine": (100, 100, 1, 96, 1, "mse")}
-# (label, [(workload, intra-op threads: 0 = rnnlab's default), ...], mode: OWN_CORE, SLEEP or "")
+# (label, [(workload, intra-op threads: 0 = rnnlab's default), ...], modes: OWN_CORE and/or SLEEP)
 OWN_CORE, SLEEP = "own core", "sleep"
+BOTH = f"{OWN_CORE}+{SLEEP}"
 ARRANGEMENTS = [
     ("alone", [("lstm-memory", 0)], ""), ("alone", [("lstm-sine", 0)], ""),
     ("alone", [("numpy", 0)], ""),
@@ -53,6 +57,10 @@ ARRANGEMENTS = [
     ("two TF runs, one core each", [("lstm-sine", 0), ("lstm-sine", 0)], OWN_CORE),
     ("two TF runs, idle threads sleep", [("lstm-memory", 0), ("lstm-memory", 0)], SLEEP),
     ("two TF runs, idle threads sleep", [("lstm-sine", 0), ("lstm-sine", 0)], SLEEP),
+    ("two TF runs, one core each, idle threads sleep",
+     [("lstm-memory", 0), ("lstm-memory", 0)], BOTH),
+    ("two TF runs, one core each, idle threads sleep",
+     [("lstm-sine", 0), ("lstm-sine", 0)], BOTH),
     ("TF + numpy", [("lstm-memory", 0), ("numpy", 0)], ""),
     ("TF + numpy", [("lstm-sine", 0), ("numpy", 0)], ""),
     ("TF + numpy, idle threads sleep", [("lstm-memory", 0), ("numpy", 0)], SLEEP),
@@ -102,7 +110,7 @@ def _numpy_step():
 def worker(workload: str, threads: int, mode: str, ready: Path, go: Path, window: float) -> None:
     """One process of an arrangement: prints {"steps_per_s", "md5"} as JSON."""
     step, weights = (_numpy_step() if workload == "numpy"
-                     else _tf_step(workload, threads, sleep=mode == SLEEP))
+                     else _tf_step(workload, threads, sleep=SLEEP in mode.split("+")))
     done = 0
     while done < WARMUP_STEPS:
         done += step()
@@ -133,7 +141,7 @@ def arrangement(procs: list[tuple[str, int]], window: float, mode: str = "") -> 
             [sys.executable, __file__, "--worker", w, str(t), mode, str(r), str(go), str(window)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)),
-            preexec_fn=_on_core(i if mode == OWN_CORE else None))
+            preexec_fn=_on_core(i if OWN_CORE in mode.split("+") else None))
             for i, ((w, t), r) in enumerate(zip(procs, readies, strict=True))]
         while not all(r.exists() for r in readies):
             if any(p.poll() not in (None, 0) for p in running):
@@ -143,10 +151,12 @@ def arrangement(procs: list[tuple[str, int]], window: float, mode: str = "") -> 
         return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in running]
 
 
-def report(window: float = 12.0) -> str:
+def report(window: float = 12.0, only: list[str] | None = None) -> str:
     alone: dict[tuple[str, int], dict] = {}
     rows = []
     for label, procs, mode in ARRANGEMENTS:
+        if only and label != "alone" and label not in only:
+            continue
         results = arrangement(procs, window, mode)
         if len(procs) == 1:
             alone[procs[0]] = results[0]
@@ -174,4 +184,7 @@ if __name__ == "__main__":
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--window", type=float, default=12.0)
-        print(report(parser.parse_args().window))
+        parser.add_argument("--only", nargs="+", metavar="LABEL",
+                            choices=sorted({label for label, _, _ in ARRANGEMENTS}))
+        args = parser.parse_args()
+        print(report(args.window, args.only))
