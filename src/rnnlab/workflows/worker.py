@@ -181,12 +181,13 @@ def cache_writes_one_at_a_time(lock_file: Path) -> Iterator[None]:
 def yaml_parsed_once() -> Iterator[None]:
     """While active, DVC parses a YAML text it has parsed or written before from memory: a
     copy of what it got the first time. An experiment rewrites dvc.lock after each stage and
-    reads it back before the next (with ruamel's pure-Python round-trip loader, 90 ms for our
-    dvc.lock), and rebuilds its index from dvc.yaml and dvc.lock a few times more. What DVC
-    writes is recorded as the parse of the text written (DVC's files are the fixed point of a
-    dump and a parse: tests/workflows/test_worker.py compares an experiment's commit with
-    `dvc exp run --temp`'s). The worker warms the cache with its copy's files before its
-    first fork, so every experiment starts with them parsed."""
+    reads it back before the next with ruamel's pure-Python round-trip loader (the largest
+    part of DVC's own work in a profile of one), and rebuilds its index from dvc.yaml and
+    dvc.lock a few times more. What DVC writes is recorded as the parse of the text written:
+    DVC's files are the fixed point of a dump and a parse (tests/test_workflows_e2e.py
+    compares an experiment's dvc.lock with `dvc repro`'s byte for byte, test_worker.py its
+    commit with `dvc exp run --temp`'s). The worker warms the cache with its copy's files
+    before its first fork, so every experiment starts with them parsed."""
     import copy
     import io
 
