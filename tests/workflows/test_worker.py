@@ -200,8 +200,8 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 
 
 def test_an_experiment_imports_nothing_the_worker_has_not_imported_already(tmp_path):
-    """DVC imports most of itself lazily, on the way through an experiment (0.48 s of imports
-    in each experiment's fork before the worker imported them first): the worker's preload
+    """DVC imports most of itself lazily, on the way through an experiment (hundreds of
+    modules in each experiment's fork before the worker imported them first): the worker's preload
     (rnnlab.workflows.worker.EXPERIMENT_IMPORTS) leaves nothing for the experiment to import.
     A module listed here is one to add there."""
     project, _ = two_stage_project(tmp_path)

@@ -477,8 +477,8 @@ def serve(repository: Path, start: str, requests, replies) -> None:
 # What an experiment imports on the way, besides the modules `preload` names: DVC imports
 # most of itself lazily (the stage graph's networkx, hydra's override parser and its antlr4
 # grammar, the experiments' celery queue, the git backends), the stages their data helpers.
-# Imported once in the worker rather than in every experiment's fork: the 719 modules a
-# worker's experiment imported on top of the old preload took 0.48 s to import.
+# Imported once in the worker rather than in every experiment's fork (where an experiment
+# imported hundreds of modules before; tests/workflows/test_worker.py checks it imports none).
 EXPERIMENT_IMPORTS = (
     "networkx", "hydra._internal.config_loader_impl", "antlr4", "antlr4.LL1Analyzer",
     "hydra.core.override_parser.overrides_parser", "platformdirs", "pygit2",
