@@ -110,22 +110,36 @@ def test_a_failing_stage_fails_its_experiment_alone_with_its_error(tmp_path):
     assert list((project.root / ".dvc/tmp/rnnlab/workers").iterdir()) == []  # copy removed
 
 
+def start_worker(project: Project) -> subprocess.Popen:
+    """A worker (no TensorFlow) serving `project`, in a session of its own, as the pool starts
+    one."""
+    return subprocess.Popen([str(VENV_BIN / "python"), "-m", "rnnlab.workflows.worker",
+                             "--no-tensorflow", str(project.root)], cwd=project.root,
+                            env=project.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+
+
+def request(worker: subprocess.Popen, spec: dict) -> None:
+    worker.stdin.write(json.dumps(spec) + "\n")
+    worker.stdin.flush()
+
+
+def wait_for(witness: Path, text: str, worker: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the stage's witness file says `text` (the worker still running)."""
+    deadline = time.monotonic() + timeout
+    while text not in (witness.read_text() if witness.exists() else ""):
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.1)
+
+
 def test_a_run_ends_with_its_worker(tmp_path):
     """kill -9 of a worker (which runs no clean-up) ends the run it was on at once: nothing
     goes on training for a pool that has given it up, and the pool sees the worker's end."""
     project, witness = two_stage_project(tmp_path)
-    worker = subprocess.Popen([str(VENV_BIN / "python"), "-m", "rnnlab.workflows.worker",
-                               "--no-tensorflow", str(project.root)], cwd=project.root,
-                              env=project.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    worker = start_worker(project)
     try:
-        worker.stdin.write(json.dumps({"name": "long", "overrides": {"one.n": 99},
-                                       "targets": ["one"]}) + "\n")
-        worker.stdin.flush()
-        deadline = time.monotonic() + 120
-        while "pid " not in (witness.read_text() if witness.exists() else ""):
-            assert time.monotonic() < deadline and worker.poll() is None
-            time.sleep(0.1)
+        request(worker, {"name": "long", "overrides": {"one.n": 99}, "targets": ["one"]})
+        wait_for(witness, "pid ", worker)
         run = int(witness.read_text().split("pid ")[1].split()[0])
         os.kill(worker.pid, signal.SIGKILL)
         assert worker.stdout.readline() == ""  # the end of its replies, not a reply
@@ -159,18 +173,11 @@ def test_a_worker_commits_to_the_shared_cache_only_while_it_holds_the_cache_lock
     (project.root / CACHE_LOCK).parent.mkdir(parents=True, exist_ok=True)
     lock = (project.root / CACHE_LOCK).open("a")
     fcntl.flock(lock, fcntl.LOCK_EX)
-    worker = subprocess.Popen([str(VENV_BIN / "python"), "-m", "rnnlab.workflows.worker",
-                               "--no-tensorflow", str(project.root)], cwd=project.root,
-                              env=project.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    worker = start_worker(project)
     try:
-        worker.stdin.write(json.dumps({"name": "a", "overrides": {"one.n": 3},
-                                       "targets": ["one"]}) + "\n")
+        request(worker, {"name": "a", "overrides": {"one.n": 3}, "targets": ["one"]})
         worker.stdin.close()
-        deadline = time.monotonic() + 120
-        while "one True" not in (witness.read_text() if witness.exists() else ""):
-            assert time.monotonic() < deadline and worker.poll() is None
-            time.sleep(0.1)
+        wait_for(witness, "one True", worker)  # the stage ran
         assert select.select([worker.stdout], [], [], 3)[0] == []  # the commit waits
         fcntl.flock(lock, fcntl.LOCK_UN)
         assert select.select([worker.stdout], [], [], 60)[0] != []
