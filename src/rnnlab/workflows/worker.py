@@ -115,6 +115,20 @@ def reset(copy: Path, start: str) -> None:
 
 
 @contextlib.contextmanager
+def replacing(*changes: tuple[Any, str, Any]) -> Iterator[None]:
+    """Each (owner, attribute, value) set while active, the originals put back after: how the
+    worker changes a few of DVC's functions for its experiments."""
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in changes]
+    for owner, name, value in changes:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for owner, name, value in originals:
+            setattr(owner, name, value)
+
+
+@contextlib.contextmanager
 def stages_in_this_process() -> Iterator[None]:
     """While active, DVC runs `python stages/NAME.py` by running the script here (what
     dvc.stage.run.cmd_run would start as a process); any other command as usual."""
@@ -131,11 +145,8 @@ def stages_in_this_process() -> Iterator[None]:
         env = stage_run.prepare_kwargs(stage, run_env=run_env)["env"]
         run_script(Path(stage.wdir), words[1:], env, command)
 
-    stage_run.cmd_run = cmd_run
-    try:
+    with replacing((stage_run, "cmd_run", cmd_run)):
         yield
-    finally:
-        stage_run.cmd_run = original
 
 
 @contextlib.contextmanager
@@ -151,8 +162,8 @@ def cache_writes_one_at_a_time(lock_file: Path) -> Iterator[None]:
 
     from dvc.output import Output
 
-    originals = {name: getattr(Output, name) for name in ("commit", "checkout")}
-    held = 0  # this process's depth: DVC may check out while committing
+    held = 0  # calls in progress here: a nested one (were DVC to check out while committing)
+    # must not flock again, as a second open of the file would wait for the first
 
     def locked(original: Callable) -> Callable:
         def method(self, *args, **kwargs):
@@ -168,13 +179,9 @@ def cache_writes_one_at_a_time(lock_file: Path) -> Iterator[None]:
                     held -= 1
         return method
 
-    for name, original in originals.items():
-        setattr(Output, name, locked(original))
-    try:
+    with replacing(*[(Output, name, locked(getattr(Output, name)))
+                     for name in ("commit", "checkout")]):
         yield
-    finally:
-        for name, original in originals.items():
-            setattr(Output, name, original)
 
 
 @contextlib.contextmanager
@@ -209,16 +216,10 @@ def yaml_parsed_once() -> Iterator[None]:
         stream.write(text.getvalue())
         parsed["rt", text.getvalue()] = copy.deepcopy(data)
 
-    modules = (_yaml, serialize, strictyaml)
-    for module in modules:
-        module.parse_yaml = parse_yaml
-    _yaml._dump = dump_yaml
-    try:
+    with replacing(*[(module, "parse_yaml", parse_yaml) for module in (_yaml, serialize,
+                                                                       strictyaml)],
+                   (_yaml, "_dump", dump_yaml)):
         yield
-    finally:
-        for module in modules:
-            module.parse_yaml = parse
-        _yaml._dump = dump
 
 
 def warm_yaml_cache(copy: Path) -> None:
@@ -480,13 +481,12 @@ def serve(repository: Path, start: str, requests, replies) -> None:
 # Imported once in the worker rather than in every experiment's fork (where an experiment
 # imported hundreds of modules before; tests/workflows/test_worker.py checks it imports none).
 EXPERIMENT_IMPORTS = (
-    "networkx", "hydra._internal.config_loader_impl", "antlr4", "antlr4.LL1Analyzer",
+    "networkx", "hydra._internal.config_loader_impl", "antlr4.LL1Analyzer",
     "hydra.core.override_parser.overrides_parser", "platformdirs", "pygit2",
     "dulwich.filters", "dulwich.gc", "dulwich.line_ending", "dulwich.porcelain",
-    "dulwich.stash", "dulwich.worktree", "scmrepo.git.backend.pygit2",
-    "scmrepo.git.backend.pygit2.filter", "fsspec.implementations.memory",
-    "ruamel.yaml.mergevalue", "dvc.cachemgr", "dvc.data_cloud", "dvc.dirs",
-    "dvc.repo.artifacts", "dvc.repo.checkout", "dvc.repo.datasets",
+    "dulwich.stash", "dulwich.worktree", "scmrepo.git.backend.pygit2.filter",
+    "fsspec.implementations.memory", "ruamel.yaml.mergevalue", "dvc.cachemgr",
+    "dvc.data_cloud", "dvc.dirs", "dvc.repo.artifacts", "dvc.repo.checkout", "dvc.repo.datasets",
     "dvc.repo.experiments.queue.celery", "dvc.repo.experiments.queue.workspace",
     "dvc.repo.experiments.save", "dvc.repo.graph", "dvc.repo.index", "dvc.repo.plots",
     "dvc.repo.stage", "dvc.repo.trie", "dvc_data.fs", "dvc_data.hashfile._progress",
