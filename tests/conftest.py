@@ -51,7 +51,8 @@ def built_project(tmp_path_factory) -> Project:
     """A tiny-params copy of the repo with the whole pipeline reproduced and committed; each
     pytest worker gets its own copy of one build.
 
-    Tests that change it must restore it (git checkout + dvc checkout) before they end.
+    A test that changes it must put it back before it ends; most such tests take
+    `built_copy` instead.
     """
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers' folders share this run's parent
