@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from dvc.utils.serialize import _yaml, modify_yaml
 
 from rnnlab.workflows.worker import yaml_parsed_once
@@ -11,15 +12,22 @@ from rnnlab.workflows.worker import yaml_parsed_once
 LOCK = "schema: '2.0'\nstages:\n  a:\n    cmd: python a.py\n    outs:\n    - path: out\n"
 
 
-def test_yaml_parsed_once_parses_a_text_once_and_hands_out_independent_copies(monkeypatch):
-    parses = []
+@pytest.fixture
+def parses(monkeypatch) -> list[str]:
+    """The `typ` of every real parse of a YAML text (DVC's _yaml.parse_yaml), in order."""
+    typs: list[str] = []
     parse = _yaml.parse_yaml
 
     def counting(text, path, typ="safe"):
-        parses.append(typ)
+        typs.append(typ)
         return parse(text, path, typ)
 
     monkeypatch.setattr(_yaml, "parse_yaml", counting)
+    return typs
+
+
+def test_yaml_parsed_once_parses_a_text_once_and_hands_out_independent_copies(parses):
+    counting = _yaml.parse_yaml
     with yaml_parsed_once():
         first = _yaml.parse_yaml_for_update(LOCK, "dvc.lock")
         first["stages"]["a"]["cmd"] = "changed by its caller"
@@ -31,13 +39,9 @@ def test_yaml_parsed_once_parses_a_text_once_and_hands_out_independent_copies(mo
     assert _yaml.parse_yaml is counting  # restored on leaving
 
 
-def test_what_dvc_writes_is_read_back_without_parsing_and_dumps_the_same(tmp_path, monkeypatch):
+def test_what_dvc_writes_is_read_back_without_parsing_and_dumps_the_same(tmp_path, parses):
     path = tmp_path / "dvc.lock"
     path.write_text(LOCK)
-    parses = []
-    parse = _yaml.parse_yaml
-    monkeypatch.setattr(_yaml, "parse_yaml",
-                        lambda text, p, typ="safe": parses.append(typ) or parse(text, p, typ))
     with yaml_parsed_once():
         with modify_yaml(path) as data:  # as DVC updates dvc.lock after a stage
             data["stages"]["b"] = {"cmd": "python b.py", "deps": [{"path": "out", "md5": "x"}]}

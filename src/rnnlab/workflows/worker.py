@@ -211,10 +211,11 @@ def yaml_parsed_once() -> Iterator[None]:
         return copy.deepcopy(parsed[typ, text])
 
     def dump_yaml(data: Any, stream) -> None:
-        text = io.StringIO()
-        dump(data, text)
-        stream.write(text.getvalue())
-        parsed["rt", text.getvalue()] = copy.deepcopy(data)
+        buffer = io.StringIO()
+        dump(data, buffer)
+        text = buffer.getvalue()
+        stream.write(text)
+        parsed["rt", text] = copy.deepcopy(data)
 
     with replacing(*[(module, "parse_yaml", parse_yaml) for module in (_yaml, serialize,
                                                                        strictyaml)],
