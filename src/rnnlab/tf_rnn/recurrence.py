@@ -143,39 +143,64 @@ def _stack_steps(tensors):
 # Each argument/result below is a list with one entry per chain; the chains' ops are emitted
 # interleaved (step t of chain 0, step t of chain 1, ...) so that XLA can run them side by side.
 #
-# The unrolled loops call the steps as (uncompiled) tf.functions: each step is traced once
-# and called T times, where inlined Python would trace T copies; XLA inlines the calls when it
-# compiles the loop, so the computation is the same, traced in about half the time.
+# The unrolled loops call each time step, all chains at once, as an (uncompiled) tf.function:
+# it is traced once and called T times, where inlined Python would trace T copies; XLA inlines
+# the calls when it compiles the loop, so the computation is the same, traced in about half the
+# time. One call per step for all chains, not one per chain: a call costs more to trace than
+# the ops it holds (benchmarks/RESULTS.md: the training step's first call).
 
 _TRACED_STEPS: dict = {}
 
 
-def _traced(step: Callable) -> Callable:
-    if step not in _TRACED_STEPS:
-        _TRACED_STEPS[step] = tf.function(step, autograph=False)
-    return _TRACED_STEPS[step]
+def _traced(make_steps: Callable, rec) -> Callable:
+    """make_steps(rec) as a tf.function, made once per recurrence."""
+    if (make_steps, rec) not in _TRACED_STEPS:
+        _TRACED_STEPS[make_steps, rec] = tf.function(make_steps(rec), autograph=False)
+    return _TRACED_STEPS[make_steps, rec]
+
+
+def _forward_steps(rec):
+    """One time step of every chain: ((xw_t, state_tm1) per chain, fw) -> (state_t, cache_t)
+    per chain."""
+    def steps(chains, fw):
+        return tuple(rec.forward_step(xw_t, state_tm1, fw) for xw_t, state_tm1 in chains)
+    return steps
 
 
 def _forward_unrolled(rec, xws, state0s, fw):
     """xws: per chain (T, b, .) step inputs; state0s: per chain state tuples (b, H).
     Returns per chain: states (tuple of (T+1, b, H), state0 first), caches (tuple of (T, b, .))."""
-    step = _traced(rec.forward_step)
+    step = _traced(_forward_steps, rec)
     states = [[[part] for part in s0] for s0 in state0s]    # chain -> state entry -> steps
     caches = [[[] for _ in range(rec.n_cached)] for _ in xws]
     xw_steps = [tf.unstack(xw) for xw in xws]  # one op, not T slices (tracing time)
     for t in range(len(xw_steps[0])):
-        for k in range(len(xws)):
-            state, cache = step(xw_steps[k][t], tuple(part[-1] for part in states[k]), fw)
+        results = step(tuple((xw_steps[k][t], tuple(part[-1] for part in states[k]))
+                             for k in range(len(xws))), fw)
+        for k, (state, cache) in enumerate(results):
             for steps, value in zip(states[k] + caches[k], tuple(state) + tuple(cache),
                                     strict=True):
                 steps.append(value)
     return [_stack_steps(s) for s in states], [_stack_steps(c) for c in caches]
 
 
+def _backward_steps(rec):
+    """One time step of BPTT for every chain: per chain (dh_t, dh_rec, carry, cache_t,
+    state_tm1, state_t), then consts and rk -> per chain (dzs, carry_tm1, dh_rec_tm1)."""
+    def steps(chains, consts, rk):
+        out = []
+        for dh_t, dh_rec, carry, cache, state_tm1, state_t in chains:
+            dz, carry = rec.backward_step(dh_t + dh_rec, carry, cache, state_tm1, state_t,
+                                          consts)
+            out.append((dz, carry, tf.matmul(dz[-1], rk, transpose_b=True)))
+        return tuple(out)
+    return steps
+
+
 def _backward_unrolled(rec, dhs, carries, states, caches, rk):
     """dhs: per chain (T, b, H) output gradients; carries: per chain initial carry.
     Returns per chain dzs (tuple of (T, b, k*H)), the recurrent matmul's dh and the carry."""
-    step = _traced(rec.backward_step)
+    step = _traced(_backward_steps, rec)
     consts = rec.backward_constants(rk)
     n_steps = dhs[0].shape[0]
     dh_rec = [tf.zeros_like(d[0]) for d in dhs]
@@ -186,15 +211,15 @@ def _backward_unrolled(rec, dhs, carries, states, caches, rk):
     cache_steps = [[tf.unstack(c) for c in cache] for cache in caches]
     state_steps = [[tf.unstack(s) for s in state] for state in states]
     for t in reversed(range(n_steps)):
-        for k in range(len(dhs)):
-            dz, carries[k] = step(dh_steps[k][t] + dh_rec[k], carries[k],
-                                  tuple(c[t] for c in cache_steps[k]),
-                                  tuple(s[t] for s in state_steps[k]),
-                                  tuple(s[t + 1] for s in state_steps[k]), consts)
+        results = step(tuple((dh_steps[k][t], dh_rec[k], carries[k],
+                              tuple(c[t] for c in cache_steps[k]),
+                              tuple(s[t] for s in state_steps[k]),
+                              tuple(s[t + 1] for s in state_steps[k]))
+                             for k in range(len(dhs))), consts, rk)
+        for k, (dz, carries[k], dh_rec[k]) in enumerate(results):
             dzs[k] = dzs[k] or [[None] * n_steps for _ in dz]
             for steps, value in zip(dzs[k], dz, strict=True):
                 steps[t] = value
-            dh_rec[k] = tf.matmul(dz[-1], rk, transpose_b=True)
     return [_stack_steps(d) for d in dzs], dh_rec, carries
 
 
