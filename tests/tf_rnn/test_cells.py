@@ -4,6 +4,8 @@ on every path of the driver; inits, state and layout checks. MyGRUCell: test_gru
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 
@@ -253,3 +255,24 @@ def test_layout_plans_chains_and_unrolling():
     assert layout.unrolled(128, 2) and not layout.unrolled(129, 2)
     assert not layout.unrolled(None, 2) and not layout.unrolled(5, 1)
     assert BasicRNNCell(2, 3).layout.n_chains == 1     # the ReLU RNN's committed layout
+
+
+def test_an_unrolled_loop_calls_one_traced_step_per_time_step_for_all_chains():
+    """Tracing time: the unrolled forward and backward loops each call their traced step
+    function once per time step, every chain inside the one call (recurrence._forward_steps,
+    _backward_steps), not once per chain and step (twice the calls to build)."""
+    T, B = 5, 20
+    cell = MyLSTMCell(2, 3, layout=Layout(n_chains=2, min_chain_rows=8))
+    assert cell.layout.chain_rows(B) is not None and cell.layout.unrolled(T, 2)
+
+    @tf.function(autograph=False)
+    def loss_and_grads(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(cell(x)[0])
+        return tape.gradient(loss, list(cell.weights.values()))
+
+    graph = loss_and_grads.get_concrete_function(tf.ones((B, T, 2))).graph.as_graph_def()
+    calls = collections.Counter(n.attr["f"].func.name for f in graph.library.function
+                                for n in f.node_def
+                                if n.op in ("PartitionedCall", "StatefulPartitionedCall"))
+    assert sorted(calls.values()) == [T, T], calls  # one function forward, one backward
