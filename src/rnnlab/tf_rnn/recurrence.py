@@ -147,7 +147,7 @@ def _stack_steps(tensors):
 # it is traced once and called T times, where inlined Python would trace T copies; XLA inlines
 # the calls when it compiles the loop, so the computation is the same, traced in about half the
 # time. One call per step for all chains, not one per chain: a call costs more to trace than
-# the ops it holds (benchmarks/RESULTS.md: the training step's first call).
+# the ops it holds (benchmarks/RESULTS.md, "Round three, one traced call per time step").
 
 _TRACED_STEPS: dict = {}
 
