@@ -2,9 +2,11 @@
 the md5 of the weights: tests/tf_rnn/test_train.py runs it in its own process and in processes
 that see a machine of another size, and the digests must agree.
 
-    python tests/bits_probe.py [--idle-threads-sleep]
+    python tests/bits_probe.py [--idle-threads-sleep] [--intra-op-threads N]
 
 --idle-threads-sleep: as a sweep's worker runs (rnnlab.tf_rnn._tf.idle_threads_sleep).
+--intra-op-threads N: TensorFlow's intra-op pool at N threads instead of rnnlab's
+  INTRA_OP_THREADS (benchmarks/RESULTS.md, "What decides the bits": other bits at 1).
 """
 
 from __future__ import annotations
@@ -32,9 +34,16 @@ def weights_md5() -> str:
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    if "--idle-threads-sleep" in sys.argv[1:]:
-        from rnnlab.tf_rnn._tf import idle_threads_sleep
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--idle-threads-sleep", action="store_true")
+    parser.add_argument("--intra-op-threads", type=int, metavar="N")
+    args = parser.parse_args()
+    from rnnlab.tf_rnn._tf import idle_threads_sleep, tf
+
+    if args.intra_op_threads:  # after rnnlab's import, which pins the pool, before any op
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    if args.idle_threads_sleep:
         idle_threads_sleep()
     print(weights_md5())
