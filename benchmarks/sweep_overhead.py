@@ -120,7 +120,7 @@ def report(argv=None) -> str:
                         help="experiments that already ran here (their logs are read)")
     parser.add_argument("--wall", type=float, help="with --existing: the sweep's wall time, s")
     args = parser.parse_args(argv)
-    if args.existing:
+    if args.existing is not None:  # "" too: never fall through to running a sweep
         if args.wall is None:
             parser.error("--existing needs --wall (the seconds the sweep printed)")
         return existing(args.existing, args.wall, args.jobs)
@@ -134,6 +134,9 @@ def existing(prefix: str, wall: float, jobs: int) -> str:
     """The same breakdown for the experiments of `prefix` that already ran in this repository
     (e.g. `make capacity`'s `cap`), given the wall time the sweep printed."""
     experiments = stage_timings(REPO, prefix)
+    if not experiments:
+        sys.exit(f"sweep_overhead.py: no capacity-grid run logs {prefix}-CELL-bB-sS.log with "
+                 f"stage timings in {REPO / LOGS}")
     return table(f"`{prefix}` experiments run in this repository", wall,
                  breakdown(wall, experiments, jobs), len(experiments), jobs)
 
