@@ -11,6 +11,10 @@ experiment and pushing its ref. The overhead is everything but training proper.
 
     python benchmarks/sweep_overhead.py [--jobs 2] [--cells lstm rnn] [--delays 5 40]
     python benchmarks/sweep_overhead.py --existing cap --wall 794   # a sweep that already ran
+    python benchmarks/sweep_overhead.py --existing compare --wall 585   # `make compare`'s runs
+
+A finished sweep's "DVC and the workers" also holds the time a worker waited with nothing left
+to run at the sweep's end (the breakdown cannot tell the two apart).
 """
 
 from __future__ import annotations
@@ -47,13 +51,23 @@ def run_grid(repo: Path, args, prefix: str, env: dict) -> float:
     return time.perf_counter() - start
 
 
+def run_log_name(prefix: str) -> re.Pattern:
+    """The log names of a capacity grid's runs (PREFIX-CELL-bB-sS.log; for cap, not the
+    cap-quick-... of --quick), or with prefix "compare" of `rnnlab compare`'s (NAME-sS.log)."""
+    if prefix == "compare":
+        from rnnlab.workflows.compare import EXPERIMENTS
+
+        return re.compile(rf"({'|'.join(map(re.escape, EXPERIMENTS))})-s\d+\.log")
+    return re.compile(rf"{re.escape(prefix)}-[^-]+-b\d+-s\d+\.log")
+
+
 def stage_timings(repo: Path, prefix: str) -> list[dict[str, float]]:
     """Per experiment of `prefix` with a log: {phase: seconds} summed over its stages, plus
     "stages" (their total wall time). A run that was already current ran no stage this time:
     its log has no timing line and it is left out."""
     experiments = []
-    name = re.compile(rf"{re.escape(prefix)}-[^-]+-b\d+-s\d+\.log")  # not cap-quick-... for cap
-    for log in sorted(p for p in (repo / LOGS).glob(f"{prefix}-*.log") if name.fullmatch(p.name)):
+    name = run_log_name(prefix)
+    for log in sorted(p for p in (repo / LOGS).glob("*.log") if name.fullmatch(p.name)):
         phases: dict[str, float] = defaultdict(float)
         for match in filter(None, map(TIMING.match, log.read_text().splitlines())):
             phases["stages"] += float(match["total"])
@@ -117,7 +131,8 @@ def report(argv=None) -> str:
     parser.add_argument("--delays", nargs="+", type=int, default=[5, 40])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--existing", metavar="PREFIX",
-                        help="experiments that already ran here (their logs are read)")
+                        help="experiments that already ran here (their logs are read): "
+                        "a capacity grid's prefix, or compare")
     parser.add_argument("--wall", type=float, help="with --existing: the sweep's wall time, s")
     args = parser.parse_args(argv)
     if args.existing is not None:  # "" too: never fall through to running a sweep
@@ -135,7 +150,7 @@ def existing(prefix: str, wall: float, jobs: int) -> str:
     (e.g. `make capacity`'s `cap`), given the wall time the sweep printed."""
     experiments = stage_timings(REPO, prefix)
     if not experiments:
-        sys.exit(f"sweep_overhead.py: no capacity-grid run logs {prefix}-CELL-bB-sS.log with "
+        sys.exit(f"sweep_overhead.py: no run log matching {run_log_name(prefix).pattern} with "
                  f"stage timings in {REPO / LOGS}")
     return table(f"`{prefix}` experiments run in this repository", wall,
                  breakdown(wall, experiments, jobs), len(experiments), jobs)
