@@ -31,25 +31,14 @@ from common import load_average, machine, markdown_table, steady_median_ms
 # the LSTM's size, H = 96, for both cells (the pipeline's GRU, matched in parameters: 110)
 SHAPES = [("bench sine", 64, 100, 1, 64), ("bench memory", 500, 22, 10, 32),
           ("train_sine", 100, 100, 1, 96), ("train_memory", 100, 22, 10, 96)]
-WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
-
-
-def _cell(name: str):
-    """(Recurrence, gate blocks, bias shape for H, state parts) of an rnnlab cell."""
-    from rnnlab.tf_rnn.gru import GRU
-    from rnnlab.tf_rnn.lstm import LSTM
-
-    return {"lstm": (LSTM, 4, lambda H: (4 * H,), 2),
-            "gru": (GRU, 3, lambda H: (2, 3 * H), 1)}[name]
 
 
 def gradient_functions(cell: str, B: int, T: int, n_in: int, H: int) -> dict:
     """{"one program" | "two programs" | "half alone": no-argument callable} (module docstring);
     each returns the weight gradients as numpy arrays, so a call waits for its result."""
     from rnnlab.tf_rnn._tf import tf
-    from rnnlab.tf_rnn.recurrence import Layout, sequence
-
-    rec, blocks, bias_shape, n_state = _cell(cell)
+    from rnnlab.tf_rnn.model import CELL_KINDS
+    from rnnlab.tf_rnn.recurrence import Layout
 
     @dataclasses.dataclass(frozen=True)
     class OneChainUnrolled(Layout):
@@ -60,19 +49,19 @@ def gradient_functions(cell: str, B: int, T: int, n_in: int, H: int) -> dict:
     rng = np.random.default_rng(0)
     x = tf.constant(rng.standard_normal((T, B, n_in)).astype(np.float32))
     r = tf.constant(rng.standard_normal((T, B, H)).astype(np.float32))
-    weights = [tf.Variable(0.1 * rng.standard_normal(shape).astype(np.float32))
-               for shape in ((n_in, blocks * H), (H, blocks * H), bias_shape(H))]
+    # the same seed, so the same weights: rnnlab's layout, and one chain for each half
+    two_chains, one_chain = (CELL_KINDS[cell].cell_class(n_in, H, layout=layout)
+                             for layout in (Layout(), OneChainUnrolled()))
 
-    def gradients(x, r, layout):
+    def gradients(rnn, x, r):
+        weights = list(rnn.weights.values())
         with tf.GradientTape() as tape:
-            state0 = tuple(tf.zeros((x.shape[1], H)) for _ in range(n_state))
-            hs, _ = sequence(rec, x, state0, dict(zip(WEIGHT_NAMES, weights, strict=True)),
-                             layout)
+            hs, _ = rnn.call_time_major(x, rnn.zero_state(x.shape[1]))
             loss = tf.reduce_sum(hs * r)
         return tape.gradient(loss, weights)
 
-    one_program = tf.function(jit_compile=True)(lambda: gradients(x, r, Layout()))
-    half = tf.function(jit_compile=True)(lambda xh, rh: gradients(xh, rh, OneChainUnrolled()))
+    one_program = tf.function(jit_compile=True)(lambda: gradients(two_chains, x, r))
+    half = tf.function(jit_compile=True)(lambda xh, rh: gradients(one_chain, xh, rh))
     rows = B // 2
 
     @tf.function
