@@ -5,6 +5,7 @@ on every path of the driver; inits, state and layout checks. MyGRUCell: test_gru
 from __future__ import annotations
 
 import collections
+import re
 
 import numpy as np
 import pytest
@@ -255,6 +256,41 @@ def test_layout_plans_chains_and_unrolling():
     assert layout.unrolled(128, 2) and not layout.unrolled(129, 2)
     assert not layout.unrolled(None, 2) and not layout.unrolled(5, 1)
     assert BasicRNNCell(2, 3).layout.n_chains == 1     # the ReLU RNN's committed layout
+
+
+def _largest_fused_kernel(cell: str, hidden: int, variant: str, n_steps: int) -> int:
+    """Instructions in the largest fused computation of the XLA-optimised gradient of a cell's
+    outputs over n_steps unrolled steps (B = 64: two chains)."""
+    model = make_model(cell, 3, 4, lstm_hidden=hidden, gru_hidden=hidden,
+                       lstm_variant=variant, seed=0)
+    x = tf.ones((64, n_steps, 3))
+
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x))
+        return tape.gradient(loss, model.variables_list)
+
+    hlo = tf.function(gradients, jit_compile=True, autograph=False).experimental_get_compiler_ir(
+        x)(stage="optimized_hlo")
+    bodies = re.findall(r"^%fused\S* .*?\{\n(.*?)^\}", hlo, re.MULTILINE | re.DOTALL)
+    return max(len(body.splitlines()) for body in bodies)
+
+
+# (cell, H, variant): kH columns below recurrence.UNFUSED_CONCAT_MIN_COLUMNS (128; the identity
+# matmul stops the fusion) and at or above it (the concatenation does)
+BARRIER_CASES = [("lstm", 16, "vanilla"), ("lstm", 32, "no_forget_gate"),
+                 ("lstm", 32, "vanilla"), ("gru", 32, "vanilla"), ("gru", 48, "vanilla")]
+
+
+@pytest.mark.parametrize("cell, hidden, variant", BARRIER_CASES,
+                         ids=[f"{c}-{h}-{v}" for c, h, v in BARRIER_CASES])
+def test_xla_fuses_no_recurrence_across_unrolled_steps(cell, hidden, variant):
+    """recurrence.carry_barrier: with twice the steps, the largest fused kernel is no larger.
+    A carry recurrence fused across steps (the LSTM's dc, the GRU's z * dh) grows with T and is
+    recomputed for every step: O(T^2) work and compilation (benchmarks/RESULTS.md, "The carry
+    barrier"). Fails for the LSTM at H = 16 without the barrier's matmul."""
+    assert (_largest_fused_kernel(cell, hidden, variant, 24)
+            <= _largest_fused_kernel(cell, hidden, variant, 12))
 
 
 def test_an_unrolled_loop_calls_one_traced_step_per_time_step_for_all_chains():

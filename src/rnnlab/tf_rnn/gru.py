@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from rnnlab.tf_rnn._tf import tf
 from rnnlab.tf_rnn.activations import sigmoid, tanh
-from rnnlab.tf_rnn.recurrence import Layout, Recurrence, hidden_gradients
+from rnnlab.tf_rnn.recurrence import (Layout, Recurrence, carry_barrier, hidden_gradients,
+                                      through_barrier)
 
 
 def project_inputs(x, fw):
@@ -46,20 +47,18 @@ def forward_step(xw_t, state_tm1, fw):
     return (h,), (zr, h_hat, hr_h)
 
 
-def backward_step(dh, carry, cache, state_tm1, state_t, consts):
+def backward_step(dh, carry, cache, state_tm1, state_t, barrier):
     """BPTT through one step (module docstring). dh (B, H): the gradient reaching h_t through
     the output and the next step's recurrent matmul; carry (dh_direct,) (B, H): z_{t+1} dh_{t+1};
-    consts (identity,): the (H, H) identity matrix.
+    barrier: the backward constants, recurrence.carry_barrier's.
     Returns ((dz_in, dz_rec) (B, 3H) each, (dh_t z_t,))."""
-    (dh_direct,), (zr, h_hat, hr_h), (h_tm1,), (identity,) = carry, cache, state_tm1, consts
-    # The total gradient of h_t, through a matmul with the identity (exact): XLA never fuses a
-    # matmul into another kernel, so this keeps the element-wise carry recurrence
-    # dh_{t-1} = ... + z_t dh_t from being fused across the unrolled steps and recomputed for
-    # every step (O(T^2) work). Otherwise only a concatenation XLA will not fuse stops it: in
-    # this XLA one along the minor dimension at least 128 wide, so [dh, dh, dh] below did at
-    # 3H >= 128 but not at the bench's memory shape (H = 32; forward + backward 8.3 ms without
-    # the matmul, 6.3 ms with it; at the sine shape, H = 64, T = 100, within the noise).
-    dh = tf.matmul(dh + dh_direct, identity)
+    (dh_direct,), (zr, h_hat, hr_h), (h_tm1,) = carry, cache, state_tm1
+    # The total gradient of h_t, the start of the element-wise recurrence dh_{t-1} = ... +
+    # z_t dh_t, which XLA would fuse across the unrolled steps: [dh, dh, dh] below stops that
+    # from 3H >= 128 columns, a matmul with the identity below that (at the bench's memory
+    # shape, H = 32: forward + backward 8.3 ms without it, 6.3 ms with it). Where the
+    # concatenation suffices, the matmul only cost time (RESULTS.md: the GRU's identity matmul).
+    dh = through_barrier(dh + dh_direct, barrier)
     z, r = tf.split(zr, 2, axis=1)
     # Written as "factors (from the cache alone) times [dh, dh, dh]", as lstm.backward_step
     # is: with dh inside the products (and no matmul above), the fusion across steps cost
@@ -76,7 +75,7 @@ def backward_step(dh, carry, cache, state_tm1, state_t, consts):
 GRU = Recurrence(
     name="gru", n_cached=3, shares_pre_activation=False,
     prepare_weights=lambda w: w, project_inputs=project_inputs, forward_step=forward_step,
-    backward_constants=lambda rk: (tf.eye(rk.shape[0], dtype=rk.dtype),),
+    backward_constants=lambda rk: carry_barrier(*rk.shape),  # rk (H, 3H)
     backward_step=backward_step,
     initial_carry=lambda d_final_extras, dh_last: (tf.zeros_like(dh_last),),
     state0_gradients=lambda dh_rec, carry: (dh_rec + carry[0],),

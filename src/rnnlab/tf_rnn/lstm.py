@@ -39,7 +39,8 @@ import dataclasses
 from rnnlab.choices import LSTM_VARIANTS
 from rnnlab.tf_rnn._tf import DTYPE, tf
 from rnnlab.tf_rnn.activations import tanh
-from rnnlab.tf_rnn.recurrence import Layout, Recurrence, hidden_gradients
+from rnnlab.tf_rnn.recurrence import (Layout, Recurrence, carry_barrier, hidden_gradients,
+                                      through_barrier)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +118,10 @@ def _recurrence(variant: Variant) -> Recurrence:
         return (_times(o, act_c), c), (a, act_c)
 
     def backward_constants(rk):
-        """The gates' derivative factors [1/4, 1/4, 1, 1/4] per column (kH,)."""
-        return (_block_columns(variant.blocks, rk.shape[0], 0.25, 1.0),)
+        """The gates' derivative factors [1/4, 1/4, 1, 1/4] per column (kH,), then
+        recurrence.carry_barrier's constants for the dc recurrence (rk: (H, kH))."""
+        return (_block_columns(variant.blocks, rk.shape[0], 0.25, 1.0),
+                *carry_barrier(*rk.shape))
 
     def backward_step(dh, carry, cache, state_tm1, state_t, consts):
         """BPTT through one step (module docstring). dh (B, H): the total gradient of h_t;
@@ -126,7 +129,7 @@ def _recurrence(variant: Variant) -> Recurrence:
         cache (a_t,) or (a_t, tanh(c_t)). Returns ((dz_t,), (dc_t * f_t,)): dz_t (B, kH) the
         gradient of the gate pre-activations (shared by both projections), and dc_{t-1}'s
         share."""
-        (dc,), (derivative_scale,), a = carry, consts, cache[0]
+        (dc,), (derivative_scale, *barrier), a = carry, consts, cache[0]
         c_tm1, c_t = state_tm1[1], state_t[1]
         i, f, g, o = _gates(a, variant)
         if variant.output_activation:
@@ -142,7 +145,9 @@ def _recurrence(variant: Variant) -> Recurrence:
         # for every step (O(T^2) work): slower to run and to compile.
         p = tf.concat([factor[b] for b in variant.blocks], axis=1) * (1.0 - a * a) \
             * derivative_scale
-        dc = dc + dh * r
+        # the concatenation [dc, dc, dc, dh] keeps XLA from fusing the dc recurrence across
+        # steps from kH >= 128 columns; below that, a matmul with the identity does
+        dc = through_barrier(dc + dh * r, barrier)
         dz = tf.concat([dh if b == "o" else dc for b in variant.blocks], axis=1) * p
         return (dz,), (_times(f, dc),)
 

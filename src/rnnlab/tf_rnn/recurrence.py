@@ -37,6 +37,14 @@ from rnnlab.errors import check_positive_int, check_seed
 from rnnlab.tf_rnn._tf import DTYPE, tf
 
 WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
+# XLA may fuse a purely element-wise recurrence (the LSTM's dc, the GRU's z * dh carry) across
+# the unrolled steps and recompute each step's value from the last step on: O(T^2) work, and as
+# slow to compile. A kernel it does not fuse between the steps prevents that: a matmul, or, in
+# this XLA, a concatenation along the minor dimension at least this many columns wide (the
+# cells' [dc, dc, dc, dh] and [dh, dh, dh]); narrower ones did not always (the LSTM at H = 16,
+# the GRU at H = 32), so below it the cells add a matmul with the identity
+# (tests/tf_rnn/test_cells.py checks both sides: test_xla_fuses_no_recurrence_...).
+UNFUSED_CONCAT_MIN_COLUMNS = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +126,22 @@ class Recurrence:
     initial_carry: Callable
     state0_gradients: Callable
     direct_path: Callable | None = None
+
+
+def carry_barrier(n_hidden: int, concat_columns: int) -> tuple:
+    """The backward constants `through_barrier` needs: (), when the cell's backward step
+    concatenates concat_columns >= UNFUSED_CONCAT_MIN_COLUMNS columns (that stops the fusion
+    across steps already), else ((H, H) identity,)."""
+    if concat_columns >= UNFUSED_CONCAT_MIN_COLUMNS:
+        return ()
+    return (tf.eye(n_hidden, dtype=DTYPE),)
+
+
+def through_barrier(carry, barrier: tuple):
+    """carry (b, H), or carry @ identity when `barrier` holds one: the same values (a product
+    with the identity is exact), but materialised by a matmul, which XLA never fuses into the
+    next step's kernels (UNFUSED_CONCAT_MIN_COLUMNS)."""
+    return tf.matmul(carry, barrier[0]) if barrier else carry
 
 
 def weights_by_name(weights) -> dict:
