@@ -113,6 +113,7 @@ def commands() -> str:
             "`benchmarks/bench_tf.py [--repeats N] [--no-tta] [--cells lstm gru]`, "
             "`benchmarks/bench_sizes.py [--quick] [--no-verify] [--impls mylstm ...]`, "
             "`benchmarks/bench_lstm_choices.py`, `benchmarks/lowering_cost.py [--repeats N]`, "
+            "`benchmarks/chain_overlap.py [--repeats N] [--cells lstm gru]`, "
             "`benchmarks/sweep_overhead.py`, "
             "`benchmarks/sweep_contention.py [--window S]`; "
             "one machine against two shards: `benchmarks/sweep_shards.py [--quick]`.")

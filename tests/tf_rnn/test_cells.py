@@ -1,6 +1,7 @@
 """The TensorFlow cells (rnnlab.tf_rnn.cells; .recurrence, .lstm, .relu): MyLSTMCell against
 keras.layers.LSTM with copied weights and BasicRNNCell against the numpy cell and TF autodiff,
-on every path of the driver; inits, state and layout checks. MyGRUCell: test_gru.py."""
+on every path of the driver; inits, state and layout checks; the driver's carry barrier for
+MyLSTMCell and MyGRUCell. MyGRUCell against Keras: test_gru.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from rnnlab.tf_rnn._tf import keras, tf
 from rnnlab.tf_rnn.cells import BasicRNNCell, MyLSTMCell, MyLSTMState
 from rnnlab.tf_rnn.model import make_model
+from rnnlab.tf_rnn import recurrence
 from rnnlab.tf_rnn.recurrence import Layout
 
 from driver_paths import ATOL, PATHS, make_rng, traced_without_shapes
@@ -258,11 +260,15 @@ def test_layout_plans_chains_and_unrolling():
     assert BasicRNNCell(2, 3).layout.n_chains == 1     # the ReLU RNN's committed layout
 
 
+UNROLLED = Layout(n_chains=2, min_chain_rows=8, unroll_max_steps=128)  # 64 rows, T <= 128
+
+
 def _largest_fused_kernel(cell: str, hidden: int, variant: str, n_steps: int) -> int:
     """Instructions in the largest fused computation of the XLA-optimised gradient of a cell's
     outputs over n_steps unrolled steps (B = 64: two chains)."""
+    assert UNROLLED.unrolled(n_steps, len(UNROLLED.chain_rows(64)))
     model = make_model(cell, 3, 4, lstm_hidden=hidden, gru_hidden=hidden,
-                       lstm_variant=variant, seed=0)
+                       lstm_variant=variant, seed=0, layout=UNROLLED)
     x = tf.ones((64, n_steps, 3))
 
     def gradients(x):
@@ -273,24 +279,33 @@ def _largest_fused_kernel(cell: str, hidden: int, variant: str, n_steps: int) ->
     hlo = tf.function(gradients, jit_compile=True, autograph=False).experimental_get_compiler_ir(
         x)(stage="optimized_hlo")
     bodies = re.findall(r"^%fused\S* .*?\{\n(.*?)^\}", hlo, re.MULTILINE | re.DOTALL)
+    assert bodies, "no fused computations found in the optimised HLO"
     return max(len(body.splitlines()) for body in bodies)
 
 
 # (cell, H, variant): kH columns below recurrence.UNFUSED_CONCAT_MIN_COLUMNS (128; the identity
-# matmul stops the fusion) and at or above it (the concatenation does)
-BARRIER_CASES = [("lstm", 16, "vanilla"), ("lstm", 32, "no_forget_gate"),
-                 ("lstm", 32, "vanilla"), ("gru", 32, "vanilla"), ("gru", 48, "vanilla")]
+# matmul stops the fusion) and at or just above it (the concatenation does)
+BARRIER_CASES = [("lstm", 16, "vanilla"), ("lstm", 32, "vanilla"), ("gru", 32, "vanilla"),
+                 ("gru", 43, "vanilla")]
 
 
 @pytest.mark.parametrize("cell, hidden, variant", BARRIER_CASES,
                          ids=[f"{c}-{h}-{v}" for c, h, v in BARRIER_CASES])
 def test_xla_fuses_no_recurrence_across_unrolled_steps(cell, hidden, variant):
-    """recurrence.carry_barrier: with twice the steps, the largest fused kernel is no larger.
-    A carry recurrence fused across steps (the LSTM's dc, the GRU's z * dh) grows with T and is
-    recomputed for every step: O(T^2) work and compilation (benchmarks/RESULTS.md, "The carry
-    barrier"). Fails for the LSTM at H = 16 without the barrier's matmul."""
+    """recurrence.carry_barrier_constants: with twice the steps, the largest fused kernel is no
+    larger. A carry recurrence fused across steps (the LSTM's dc, the GRU's z * dh) grows with
+    T and is recomputed for every step: O(T^2) work and compilation (benchmarks/RESULTS.md,
+    "The carry barrier")."""
     assert (_largest_fused_kernel(cell, hidden, variant, 24)
             <= _largest_fused_kernel(cell, hidden, variant, 12))
+
+
+def test_without_the_barrier_the_fused_kernel_grows_with_the_steps(monkeypatch):
+    """The check above can fail: with no matmul below 128 columns (the threshold patched to 0),
+    the LSTM at H = 20 (80 columns; no other test traces this size) fuses dc across steps."""
+    monkeypatch.setattr(recurrence, "UNFUSED_CONCAT_MIN_COLUMNS", 0)
+    assert (_largest_fused_kernel("lstm", 20, "vanilla", 24)
+            > _largest_fused_kernel("lstm", 20, "vanilla", 12))
 
 
 def test_an_unrolled_loop_calls_one_traced_step_per_time_step_for_all_chains():

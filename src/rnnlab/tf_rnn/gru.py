@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from rnnlab.tf_rnn._tf import tf
 from rnnlab.tf_rnn.activations import sigmoid, tanh
-from rnnlab.tf_rnn.recurrence import (Layout, Recurrence, carry_barrier, hidden_gradients,
-                                      through_barrier)
+from rnnlab.tf_rnn.recurrence import (Layout, Recurrence, carry_barrier_constants,
+                                      hidden_gradients, through_barrier)
 
 
 def project_inputs(x, fw):
@@ -50,18 +50,19 @@ def forward_step(xw_t, state_tm1, fw):
 def backward_step(dh, carry, cache, state_tm1, state_t, barrier):
     """BPTT through one step (module docstring). dh (B, H): the gradient reaching h_t through
     the output and the next step's recurrent matmul; carry (dh_direct,) (B, H): z_{t+1} dh_{t+1};
-    barrier: the backward constants, recurrence.carry_barrier's.
+    barrier: the backward constants, recurrence.carry_barrier_constants'.
     Returns ((dz_in, dz_rec) (B, 3H) each, (dh_t z_t,))."""
     (dh_direct,), (zr, h_hat, hr_h), (h_tm1,) = carry, cache, state_tm1
     # The total gradient of h_t, the start of the element-wise recurrence dh_{t-1} = ... +
     # z_t dh_t, which XLA would fuse across the unrolled steps: [dh, dh, dh] below stops that
     # from 3H >= 128 columns, a matmul with the identity below that (at the bench's memory
     # shape, H = 32: forward + backward 8.3 ms without it, 6.3 ms with it). Where the
-    # concatenation suffices, the matmul only cost time (RESULTS.md: the GRU's identity matmul).
+    # concatenation suffices, the matmul only cost time (RESULTS.md: "The carry barrier").
     dh = through_barrier(dh + dh_direct, barrier)
     z, r = tf.split(zr, 2, axis=1)
     # Written as "factors (from the cache alone) times [dh, dh, dh]", as lstm.backward_step
-    # is: with dh inside the products (and no matmul above), the fusion across steps cost
+    # is: with dh inside the products (and neither the concatenation nor a matmul to stop the
+    # fusion), the fusion across steps cost
     # 78 ms instead of 9 ms per gradient at T = 100 and 100 s instead of 19 s to compile.
     d_hat = (1.0 - z) * (1.0 - h_hat * h_hat)           # d h_t / d (h^'s pre-activation)
     # z and r's sigmoid derivatives as one (B, 2H) product, like their forward op
@@ -75,7 +76,7 @@ def backward_step(dh, carry, cache, state_tm1, state_t, barrier):
 GRU = Recurrence(
     name="gru", n_cached=3, shares_pre_activation=False,
     prepare_weights=lambda w: w, project_inputs=project_inputs, forward_step=forward_step,
-    backward_constants=lambda rk: carry_barrier(*rk.shape),  # rk (H, 3H)
+    backward_constants=lambda rk: carry_barrier_constants(*rk.shape),  # rk (H, 3H)
     backward_step=backward_step,
     initial_carry=lambda d_final_extras, dh_last: (tf.zeros_like(dh_last),),
     state0_gradients=lambda dh_rec, carry: (dh_rec + carry[0],),

@@ -39,8 +39,8 @@ import dataclasses
 from rnnlab.choices import LSTM_VARIANTS
 from rnnlab.tf_rnn._tf import DTYPE, tf
 from rnnlab.tf_rnn.activations import tanh
-from rnnlab.tf_rnn.recurrence import (Layout, Recurrence, carry_barrier, hidden_gradients,
-                                      through_barrier)
+from rnnlab.tf_rnn.recurrence import (Layout, Recurrence, carry_barrier_constants,
+                                      hidden_gradients, through_barrier)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,9 +119,9 @@ def _recurrence(variant: Variant) -> Recurrence:
 
     def backward_constants(rk):
         """The gates' derivative factors [1/4, 1/4, 1, 1/4] per column (kH,), then
-        recurrence.carry_barrier's constants for the dc recurrence (rk: (H, kH))."""
+        recurrence.carry_barrier_constants for the dc recurrence (rk: (H, kH))."""
         return (_block_columns(variant.blocks, rk.shape[0], 0.25, 1.0),
-                *carry_barrier(*rk.shape))
+                *carry_barrier_constants(*rk.shape))
 
     def backward_step(dh, carry, cache, state_tm1, state_t, consts):
         """BPTT through one step (module docstring). dh (B, H): the total gradient of h_t;
@@ -145,8 +145,9 @@ def _recurrence(variant: Variant) -> Recurrence:
         # for every step (O(T^2) work): slower to run and to compile.
         p = tf.concat([factor[b] for b in variant.blocks], axis=1) * (1.0 - a * a) \
             * derivative_scale
-        # the concatenation [dc, dc, dc, dh] keeps XLA from fusing the dc recurrence across
-        # steps from kH >= 128 columns; below that, a matmul with the identity does
+        # the concatenation below (kH columns: dc per gate block, dh for o) keeps XLA from
+        # fusing the dc recurrence across steps from 128 columns; below that, a matmul with
+        # the identity does
         dc = through_barrier(dc + dh * r, barrier)
         dz = tf.concat([dh if b == "o" else dc for b in variant.blocks], axis=1) * p
         return (dz,), (_times(f, dc),)

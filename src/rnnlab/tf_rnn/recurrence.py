@@ -31,7 +31,7 @@ output (LSTM: (h, c); GRU and ReLU: (h,)). Weights are passed by name, in Keras'
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 from rnnlab.errors import check_positive_int, check_seed
 from rnnlab.tf_rnn._tf import DTYPE, tf
@@ -128,7 +128,7 @@ class Recurrence:
     direct_path: Callable | None = None
 
 
-def carry_barrier(n_hidden: int, concat_columns: int) -> tuple:
+def carry_barrier_constants(n_hidden: int, concat_columns: int) -> tuple:
     """The backward constants `through_barrier` needs: (), when the cell's backward step
     concatenates concat_columns >= UNFUSED_CONCAT_MIN_COLUMNS columns (that stops the fusion
     across steps already), else ((H, H) identity,)."""
@@ -137,11 +137,12 @@ def carry_barrier(n_hidden: int, concat_columns: int) -> tuple:
     return (tf.eye(n_hidden, dtype=DTYPE),)
 
 
-def through_barrier(carry, barrier: tuple):
-    """carry (b, H), or carry @ identity when `barrier` holds one: the same values (a product
-    with the identity is exact), but materialised by a matmul, which XLA never fuses into the
-    next step's kernels (UNFUSED_CONCAT_MIN_COLUMNS)."""
-    return tf.matmul(carry, barrier[0]) if barrier else carry
+def through_barrier(value, barrier: Sequence):
+    """value (b, H), or value @ identity when `barrier` (carry_barrier_constants') holds one:
+    the same values where they are finite (the product with the identity is exact), but
+    computed by a matrix-matrix product, which XLA does not fuse with the element-wise kernels
+    around it (UNFUSED_CONCAT_MIN_COLUMNS)."""
+    return tf.matmul(value, barrier[0]) if barrier else value
 
 
 def weights_by_name(weights) -> dict:
