@@ -11,10 +11,10 @@ import re
 import numpy as np
 import pytest
 
+from rnnlab.tf_rnn import recurrence
 from rnnlab.tf_rnn._tf import keras, tf
 from rnnlab.tf_rnn.cells import BasicRNNCell, MyLSTMCell, MyLSTMState
 from rnnlab.tf_rnn.model import make_model
-from rnnlab.tf_rnn import recurrence
 from rnnlab.tf_rnn.recurrence import Layout
 
 from driver_paths import ATOL, PATHS, make_rng, traced_without_shapes
@@ -264,12 +264,12 @@ UNROLLED = Layout(n_chains=2, min_chain_rows=8, unroll_max_steps=128)  # 64 rows
 FEW_STEPS = 10  # and twice as many: enough for the fused recurrence to show, quick to compile
 
 
-def _largest_fused_kernel(cell: str, hidden: int, variant: str, n_steps: int) -> int:
+def _largest_fused_kernel(cell: str, hidden: int, n_steps: int) -> int:
     """Instructions in the largest fused computation of the XLA-optimised gradient of a cell's
     outputs over n_steps unrolled steps (B = 64: two chains)."""
     assert UNROLLED.unrolled(n_steps, len(UNROLLED.chain_rows(64)))
-    model = make_model(cell, 3, 4, lstm_hidden=hidden, gru_hidden=hidden,
-                       lstm_variant=variant, seed=0, layout=UNROLLED)
+    model = make_model(cell, 3, 4, lstm_hidden=hidden, gru_hidden=hidden, seed=0,
+                       layout=UNROLLED)
     x = tf.ones((64, n_steps, 3))
 
     def gradients(x):
@@ -284,28 +284,28 @@ def _largest_fused_kernel(cell: str, hidden: int, variant: str, n_steps: int) ->
     return max(len(body.splitlines()) for body in bodies)
 
 
-# (cell, H, variant): kH columns below recurrence.UNFUSED_CONCAT_MIN_COLUMNS (128; the identity
-# matmul stops the fusion) and at or just above it (the concatenation does)
-BARRIER_CASES = [("lstm", 16, "vanilla"), ("lstm", 32, "vanilla"), ("gru", 43, "vanilla")]
+# (cell, H): kH columns below recurrence.UNFUSED_CONCAT_MIN_COLUMNS (128; the identity matmul
+# stops the fusion) and at or just above it (the concatenation does)
+BARRIER_CASES = [("lstm", 16), ("lstm", 32), ("gru", 43)]
 
 
-@pytest.mark.parametrize("cell, hidden, variant", BARRIER_CASES,
-                         ids=[f"{c}-{h}-{v}" for c, h, v in BARRIER_CASES])
-def test_xla_fuses_no_recurrence_across_unrolled_steps(cell, hidden, variant):
+@pytest.mark.parametrize("cell, hidden", BARRIER_CASES,
+                         ids=[f"{c}-{h}" for c, h in BARRIER_CASES])
+def test_xla_fuses_no_recurrence_across_unrolled_steps(cell, hidden):
     """recurrence.carry_barrier_constants: with twice the steps, the largest fused kernel is no
     larger. A carry recurrence fused across steps (the LSTM's dc, the GRU's z * dh) grows with
     T and is recomputed for every step: O(T^2) work and compilation (benchmarks/RESULTS.md,
     "The carry barrier")."""
-    assert (_largest_fused_kernel(cell, hidden, variant, 2 * FEW_STEPS)
-            <= _largest_fused_kernel(cell, hidden, variant, FEW_STEPS))
+    assert (_largest_fused_kernel(cell, hidden, 2 * FEW_STEPS)
+            <= _largest_fused_kernel(cell, hidden, FEW_STEPS))
 
 
 def test_without_the_barrier_the_fused_kernel_grows_with_the_steps(monkeypatch):
     """The check above can fail: with no matmul below 128 columns (the threshold patched to 0),
     the LSTM at H = 20 (80 columns; no other test traces this size) fuses dc across steps."""
     monkeypatch.setattr(recurrence, "UNFUSED_CONCAT_MIN_COLUMNS", 0)
-    assert (_largest_fused_kernel("lstm", 20, "vanilla", 2 * FEW_STEPS)
-            > _largest_fused_kernel("lstm", 20, "vanilla", FEW_STEPS))
+    assert (_largest_fused_kernel("lstm", 20, 2 * FEW_STEPS)
+            > _largest_fused_kernel("lstm", 20, FEW_STEPS))
 
 
 def test_an_unrolled_loop_calls_one_traced_step_per_time_step_for_all_chains():
