@@ -8,7 +8,9 @@ and XLA-compiled (what Keras's `fit` runs by default: jit_compile="auto")
 (tf.GradientTape, tf.clip_by_global_norm(..., 5.0), keras.optimizers.Adam(1e-3)); the numpy
 side uses rnnlab's numpy Adam (the same algorithm and defaults). The numpy step runs on one
 BLAS thread, as training does (rnnlab.numpy_rnn._threads: large products are split over the
-cores by rnnlab itself); Keras uses its default thread pools. The sides are timed in
+cores by rnnlab itself), and, as training does, with glibc's malloc keeping freed memory for the
+next step (rnnlab.numpy_rnn._memory; process-wide, so the Keras side runs with it too); Keras
+uses its default thread pools. The sides are timed in
 alternating rounds (common.steady_median_ms, as bench_tf's), so load from other processes hits
 them alike; `--single-call-rounds` times one call per side and round instead (this table's
 way until 7 December), where each timed call is the first after another side's work.
@@ -30,6 +32,7 @@ import numpy as np
 from common import (PARAMS_FILE, faster_reference, gflop_rate, interleaved_median_ms,
                     matmul_gflops, onehot_batch, steady_median_ms)
 from rnnlab.numpy_rnn import _threads
+from rnnlab.numpy_rnn._memory import keep_freed_memory
 from rnnlab.numpy_rnn._threads import blas_threads
 from rnnlab.numpy_rnn.model import RNNClassifier
 from rnnlab.numpy_rnn.optimizers import Adam
@@ -59,7 +62,9 @@ def train_step_flops(B: int, T: int, V: int, H: int) -> float:
 
 def numpy_step(B: int, T: int, V: int, H: int):
     """A no-argument callable: one numpy training step of RNNClassifier(V, H) on a fixed
-    random batch, inputs one-hot (B, T, V), targets ids (B, T); BLAS on one thread."""
+    random batch, inputs one-hot (B, T, V), targets ids (B, T); BLAS on one thread, freed
+    memory kept (as train_classifier does)."""
+    keep_freed_memory()
     model = RNNClassifier(V, H, init=INIT, rng=0, dtype=np.float32)
     optimizer = Adam(LEARNING_RATE)
     x, y = onehot_batch(B, T, V)

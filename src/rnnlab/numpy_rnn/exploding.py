@@ -40,7 +40,7 @@ def exploding_gradients(seed: int = 0, hidden: int = 10, vocab_size: int = 10,
         seq = rng.integers(0, vocab_size, size=(1, pretrain_len + 1))
         _, dlogits = cross_entropy_loss(model.forward(eye[seq[:, :-1]]), seq[:, 1:])
         model.backward(dlogits)
-        opt.step(model.params())
+        opt.step(model.flat_params())
     seq = rng.integers(0, vocab_size, size=(1, max_seq_len))
     x, y = eye[seq[:, :-1]], seq[:, 1:]
     lengths = np.arange(1, max_seq_len)

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 
 from rnnlab.errors import check_positive_int
+from rnnlab.numpy_rnn._memory import keep_freed_memory
 from rnnlab.numpy_rnn._threads import blas_threads
 from rnnlab.numpy_rnn.clipping import clip_gradients
 from rnnlab.numpy_rnn.loss import cross_entropy_loss
@@ -40,7 +41,7 @@ def train_step(model: RNNClassifier, optimizer, x_onehot: np.ndarray, targets: n
     loss, dlogits = cross_entropy_loss(model.forward(x_onehot), targets)
     model.backward(dlogits)
     clip_gradients(model.grads(), clip_norm)
-    optimizer.step(model.params())
+    optimizer.step(model.flat_params())
     return loss
 
 
@@ -80,6 +81,7 @@ def train_classifier(model: RNNClassifier, inputs, targets, *, optimizer: str,
     named_params = [(name, p) for p, _, name in model.params()]
     log = LossLog(steps, N_HISTORY_POINTS, sink=on_window)
     monitor = TrainingMonitor(steps, desc, learning_rate)
+    keep_freed_memory()  # each step's arrays reuse the last step's memory (see _memory)
     # Overflow warnings would only precede the DivergenceError that reports them clearly.
     with blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
         try:
