@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -225,9 +226,13 @@ def test_with_freed_memory_kept_training_steps_fault_in_no_pages():
     reuses the last step's memory; without it (the control), every step has its large arrays
     mapped anew and faults their pages in. Fresh processes: the setting is process-wide."""
 
+    # glibc's defaults in the child: no malloc settings of the caller's environment
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+
     def faults(mode):
         run = subprocess.run([sys.executable, "-c", _FAULTS_OF_STEPS, mode], check=True,
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env=env)
         return int(run.stdout)
 
     assert faults("keep") < 50  # fewer than one per step
