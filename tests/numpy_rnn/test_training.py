@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import subprocess
@@ -237,3 +238,20 @@ def test_with_freed_memory_kept_training_steps_fault_in_no_pages():
 
     assert faults("keep") < 50  # fewer than one per step
     assert faults("default") > 50 * 40  # a 170 KiB array alone is 42 pages
+
+
+def test_a_deep_copy_trains_through_its_own_flat_parameters():
+    """copy.deepcopy keeps a copy's layer arrays views of the copy's flat buffers (a plain
+    deep copy of numpy views would cut them off), and leaves the original alone."""
+    (x, y), _ = _small_task()
+    model = RNNClassifier(10, 16, init="identity", rng=0)
+    clone = copy.deepcopy(model)
+    before = model.state_dict()
+    train_classifier(clone, x, y, optimizer="adam", learning_rate=1e-2, batch_size=16, steps=5,
+                     clip_norm=5.0, seed=0)
+    flat, flat_grads, _ = clone.flat_params()[0]
+    for (p, g, name), (q, _, _) in zip(clone.params(), model.params(), strict=True):
+        assert np.shares_memory(p, flat) and np.shares_memory(g, flat_grads), name
+        assert not np.shares_memory(p, q), name
+        np.testing.assert_array_equal(q, before[name])
+    assert any(not np.array_equal(clone.state_dict()[n], before[n]) for n in before)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from rnnlab.numpy_rnn._arrays import as_generator
@@ -27,11 +29,27 @@ class RNNClassifier:
         self.out = LinearLayer(hidden, vocab_size, rng=rng, dtype=dtype)
         self.vocab_size, self.hidden = self.cell.n_in, self.cell.n_hidden
         self.dtype = self.cell.dtype
+        self._share_storage()
+
+    def _share_storage(self) -> None:
+        """Put the layers' parameters and gradients into the flat buffers (see flat_params())
+        and list them for params()."""
         self._flat = _share_flat_storage((self.cell, self.out))
         # Parameters and gradients are updated in place, never rebound, so one list serves.
         self._params = [(p, g, f"{prefix}.{name}")
                         for prefix, layer in (("cell", self.cell), ("out", self.out))
                         for p, g, name in layer.get_params()]
+
+    def __deepcopy__(self, memo) -> "RNNClassifier":
+        """A copy with flat buffers of its own that its layers' arrays are views of: a plain
+        deep copy copies each view apart from its buffer, so training the copy through
+        flat_params() would leave its layers unchanged."""
+        clone = self.__class__.__new__(self.__class__)
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            setattr(clone, key, copy.deepcopy(value, memo))
+        clone._share_storage()
+        return clone
 
     def forward(self, x_onehot: np.ndarray) -> np.ndarray:
         """x_onehot: (B, T, V) -> logits: (B, T, V)."""
