@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -197,21 +198,24 @@ def test_one_update_of_the_flat_parameters_is_the_update_of_each_array(optimizer
         assert np.shares_memory(p, flat) and np.shares_memory(g, flat_grads)
 
 
-# Counts the minor page faults of 50 training steps at the copy task's bench size (B = 32:
-# the states, deltas and logits are 170 KiB each, above glibc's 128 KiB mmap threshold).
+# Counts the minor page faults of 50 training steps at the copy task's bench size (B = 32: the
+# states, BPTT deltas, ReLU mask and the output layer's dh are 170 KiB each, above glibc's
+# 128 KiB mmap threshold). "train" first runs train_classifier for a step, which must set
+# the allocator; "default" leaves it alone.
 _FAULTS_OF_STEPS = """
 import resource, sys
 import numpy as np
-from rnnlab.numpy_rnn._memory import keep_freed_memory
 from rnnlab.numpy_rnn.model import RNNClassifier
 from rnnlab.numpy_rnn.optimizers import Adam
-from rnnlab.numpy_rnn.train import train_step
+from rnnlab.numpy_rnn.train import train_classifier, train_step
 
-if sys.argv[1] == "keep":
-    assert keep_freed_memory()
 rng = np.random.default_rng(0)
-x, y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, (32, 27))], rng.integers(0, 10, (32, 27))
+ids, y = rng.integers(0, 10, (32, 27)), rng.integers(0, 10, (32, 27))
 model, optimizer = RNNClassifier(10, 50, rng=0), Adam()
+if sys.argv[1] == "train":
+    train_classifier(model, ids, y, optimizer="adam", learning_rate=1e-3, batch_size=32,
+                     steps=1, clip_norm=1.0, seed=0, desc="")
+x = np.eye(10, dtype=np.float32)[ids]
 for _ in range(10):  # the first steps allocate what later ones reuse
     train_step(model, optimizer, x, y, 1.0)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -222,11 +226,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_with_freed_memory_kept_training_steps_fault_in_no_pages():
-    """rnnlab.numpy_rnn._memory: once train_classifier has called keep_freed_memory(), a step
-    reuses the last step's memory; without it (the control), every step has its large arrays
-    mapped anew and faults their pages in. Fresh processes: the setting is process-wide."""
-
+def test_after_train_classifier_training_steps_fault_in_no_pages():
+    """rnnlab.numpy_rnn._memory: once train_classifier has run (it calls keep_freed_memory()),
+    a step reuses the last step's memory; without it (the control), every step has its large
+    arrays mapped anew and faults their pages in. Fresh processes: the setting is
+    process-wide."""
     # glibc's defaults in the child: no malloc settings of the caller's environment
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
@@ -236,22 +240,42 @@ def test_with_freed_memory_kept_training_steps_fault_in_no_pages():
                              capture_output=True, text=True, env=env)
         return int(run.stdout)
 
-    assert faults("keep") < 50  # fewer than one per step
+    assert faults("train") < 50  # fewer than one per step
     assert faults("default") > 50 * 40  # a 170 KiB array alone is 42 pages
 
 
-def test_a_deep_copy_trains_through_its_own_flat_parameters():
-    """copy.deepcopy keeps a copy's layer arrays views of the copy's flat buffers (a plain
-    deep copy of numpy views would cut them off), and leaves the original alone."""
+def test_malloc_settings_of_the_environment_are_left_alone(monkeypatch):
+    from rnnlab.numpy_rnn._memory import user_set_malloc
+
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    assert not user_set_malloc()
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1000000")
+    assert user_set_malloc()
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-AVX2")
+    assert not user_set_malloc()
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert user_set_malloc()
+
+
+def test_copies_of_a_model_train_through_their_own_flat_parameters():
+    """copy.deepcopy and pickle keep a copy's layer arrays views of the copy's own flat
+    buffers (copying numpy views one by one would cut them off), and leave the original
+    alone; copy.copy shares everything; rebinding an array is refused."""
     (x, y), _ = _small_task()
     model = RNNClassifier(10, 16, init="identity", rng=0)
-    clone = copy.deepcopy(model)
     before = model.state_dict()
-    train_classifier(clone, x, y, optimizer="adam", learning_rate=1e-2, batch_size=16, steps=5,
-                     clip_norm=5.0, seed=0)
-    flat, flat_grads, _ = clone.flat_params()[0]
-    for (p, g, name), (q, _, _) in zip(clone.params(), model.params(), strict=True):
-        assert np.shares_memory(p, flat) and np.shares_memory(g, flat_grads), name
-        assert not np.shares_memory(p, q), name
-        np.testing.assert_array_equal(q, before[name])
-    assert any(not np.array_equal(clone.state_dict()[n], before[n]) for n in before)
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        train_classifier(clone, x, y, optimizer="adam", learning_rate=1e-2, batch_size=16,
+                         steps=5, clip_norm=5.0, seed=0, desc="")
+        flat, flat_grads, _ = clone.flat_params()[0]
+        for (p, g, name), (q, _, _) in zip(clone.params(), model.params(), strict=True):
+            assert np.shares_memory(p, flat) and np.shares_memory(g, flat_grads), name
+            assert not np.shares_memory(p, q), name
+            np.testing.assert_array_equal(q, before[name])
+        assert any(not np.array_equal(clone.state_dict()[n], before[n]) for n in before)
+    shallow = copy.copy(model)
+    assert shallow.cell is model.cell and shallow.flat_params()[0][0] is model.flat_params()[0][0]
+    model.cell.W_hh = model.cell.W_hh.copy()
+    with pytest.raises(RuntimeError, match="no longer a view"):
+        model.flat_params()

@@ -153,7 +153,7 @@ class BasicRNNCell:
             # per-step (B, H) views, last step first, made once (as in fprop's loop)
             d, dy_rows = list(da[::-1, rows]), list(dy[::-1, rows])
             # 1 where h_t > 0 (the forward ReLU passed), else 0, in the gradients' dtype: a
-            # product with a bool mask casts it at every step, more than twice as slow
+            # product with a bool mask would cast the mask to floats again at every step
             mask = list(np.greater(hs[:, rows], 0).astype(self.dtype)[::-1])
             carry = np.zeros_like(d[0])  # W_hh^T dh^_{t+1}, zero at t = T
             for d_t, dy_t, mask_t in zip(d, dy_rows, mask, strict=True):

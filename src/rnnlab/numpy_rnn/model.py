@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from rnnlab.numpy_rnn._arrays import as_generator
@@ -40,15 +38,23 @@ class RNNClassifier:
                         for prefix, layer in (("cell", self.cell), ("out", self.out))
                         for p, g, name in layer.get_params()]
 
-    def __deepcopy__(self, memo) -> "RNNClassifier":
-        """A copy with flat buffers of its own that its layers' arrays are views of: a plain
-        deep copy copies each view apart from its buffer, so training the copy through
-        flat_params() would leave its layers unchanged."""
+    def __getstate__(self) -> dict:
+        """Pickled and deep-copied without the flat buffers and their list of views: a copy of
+        a view is not a view of the copied buffer (training the copy through flat_params()
+        would leave its layers as they were), so __setstate__ builds them anew."""
+        state = self.__dict__.copy()
+        del state["_flat"], state["_params"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._share_storage()
+
+    def __copy__(self) -> "RNNClassifier":
+        """A shallow copy shares the layers and the buffers with the original (__setstate__
+        would move the shared layers' arrays into new buffers, away from the original's)."""
         clone = self.__class__.__new__(self.__class__)
-        memo[id(self)] = clone
-        for key, value in self.__dict__.items():
-            setattr(clone, key, copy.deepcopy(value, memo))
-        clone._share_storage()
+        clone.__dict__.update(self.__dict__)
         return clone
 
     def forward(self, x_onehot: np.ndarray) -> np.ndarray:
@@ -66,12 +72,21 @@ class RNNClassifier:
 
     def flat_params(self) -> list:
         """[(all parameters, all gradients, "all")]: one flat array each, which the arrays of
-        params() are views of. An optimiser given this list updates every entry exactly as when
-        given params(), with one numpy call per operation instead of one per array and
-        operation (at the copy task's sizes the calls, not the arithmetic, are most of the
-        update's time). Give an optimiser one of the two lists, not both in turn: its state
-        is kept by name."""
+        params() are views of. An element-wise optimiser (SGD, Adam) given this list updates
+        every entry exactly as when given params(), with one numpy call per operation instead
+        of one per array and operation. Give an optimiser one of the two lists, not both in
+        turn: its state is kept by name (Adam would start new moments for "all").
+
+        Raises:
+            RuntimeError: a layer's array was rebound (e.g. `model.cell.W_hh = ...`) and is no
+                longer a view of the buffers, so an update through them would miss it.
+        """
         params, grads = self._flat
+        if not all(p.base is params and g.base is grads
+                   for layer in (self.cell, self.out) for p, g, _ in layer.get_params()):
+            raise RuntimeError("a parameter or gradient of the model is no longer a view of its "
+                               "flat buffers (rebound instead of written in place); write into "
+                               "it (p[...] = value, load_state_dict) instead")
         return [(params, grads, "all")]
 
     def grads(self) -> list[np.ndarray]:
@@ -124,6 +139,9 @@ def _share_flat_storage(layers) -> tuple[np.ndarray, np.ndarray]:
     for layer, name, p, g in entries:
         if getattr(layer, "d" + name) is not g:
             raise TypeError(f"{type(layer).__name__}.d{name} is not the gradient of {name}")
+        if p.dtype != params.dtype or g.dtype != params.dtype:
+            raise TypeError(f"{type(layer).__name__}.{name} is {p.dtype}, the model "
+                            f"{params.dtype}: the layers must share one dtype")
         span = slice(offset, offset + p.size)
         params[span], grads[span] = p.ravel(), g.ravel()
         setattr(layer, name, params[span].reshape(p.shape))

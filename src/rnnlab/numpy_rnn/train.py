@@ -34,7 +34,8 @@ def train_step(model: RNNClassifier, optimizer, x_onehot: np.ndarray, targets: n
 
     Args:
         x_onehot: (B, T, V) inputs; targets: (B, T) class ids.
-        optimizer: an rnnlab.numpy_rnn.optimizers instance.
+        optimizer: an rnnlab.numpy_rnn.optimizers instance, updating model.flat_params()
+            (an Adam that stepped through model.params() before would start new moments).
     Returns:
         The loss before the update (summed over time, averaged over the batch).
     """
@@ -52,6 +53,10 @@ def train_classifier(model: RNNClassifier, inputs, targets, *, optimizer: str,
                      checkpoint_every: int = 0,
                      on_checkpoint: Callable[[int], bool] | None = None) -> dict:
     """Train `model` with mini-batches drawn from (inputs, targets).
+
+    Sets glibc's malloc, for the whole process and for good, to keep freed memory for the next
+    step (rnnlab.numpy_rnn._memory.keep_freed_memory; not where the environment tunes malloc
+    itself, and the results are the same bits either way).
 
     Args:
         inputs, targets: (N, T) integer class id arrays (e.g. the copy task's).
