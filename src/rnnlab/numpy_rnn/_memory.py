@@ -27,7 +27,8 @@ import platform
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 # Blocks below this come from the heap: glibc's own upper bound when it adapts the threshold by
-# itself (32 MiB on 64-bit), far above any array of the numpy RNN's training at its sizes.
+# itself (32 MiB on 64-bit); the largest numpy RNN arrays rnnlab makes, the bench's at B = 256,
+# T = 100, H = 256, are 25 MiB.
 MMAP_THRESHOLD_BYTES = 32 << 20
 # Free space at the heap's top kept before it is returned: twice the above, glibc's own ratio.
 TRIM_THRESHOLD_BYTES = 64 << 20
