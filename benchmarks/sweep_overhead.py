@@ -13,8 +13,10 @@ experiment and pushing its ref. The overhead is everything but training proper.
     python benchmarks/sweep_overhead.py --existing cap --wall 794   # a sweep that already ran
     python benchmarks/sweep_overhead.py --existing compare --wall 585   # `make compare`'s runs
 
-A finished sweep's "DVC and the workers" also holds the time a worker waited with nothing left
-to run at the sweep's end (the breakdown cannot tell the two apart).
+Each run's log ends with the time its experiment took in its worker (since 8 December), which
+splits DVC's share in two: DVC's work in the experiment, and the workers' start-up (shared out)
+with their wait at the sweep's end, when one worker has nothing left to run while another
+finishes. Logs without that line give the two as one.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TIMING = re.compile(r"^(?P<stage>[\w@]+): .* \[(?P<total>[\d.]+) s: (?P<phases>[^;\]]*)")
+# rnnlab.workflows.worker.EXPERIMENT_TIME, the last line of a run's log (none before 8 December)
+EXPERIMENT = re.compile(r"^rnnlab worker: \S+ took (?P<seconds>[\d.]+) s$", re.MULTILINE)
 LOGS = Path(".dvc/tmp/rnnlab/logs")  # rnnlab.workflows.queue writes one log per run here
 TRAINING = "training (with 10 test-metric checkpoints)"  # training proper; the rest: overhead
+SHARED = "the workers' start-up (imports, copy) and wait at the sweep's end"
 
 
 def clone(dest: Path) -> None:
@@ -74,28 +79,46 @@ def stage_timings(repo: Path, prefix: str) -> list[dict[str, float]]:
             for part in match["phases"].split(", "):
                 name_, _, seconds = part.rpartition(" ")
                 phases[name_] += float(seconds)
+        took = EXPERIMENT.findall(log.read_text())
+        if phases and took:
+            phases["experiment"] = float(took[-1])
         if phases:
             experiments.append(dict(phases))
     return experiments
 
 
+def sweep_parts(wall: float, mean: dict, n: int, jobs: int) -> list[tuple[str, float]]:
+    """DVC's part of the worker time per experiment (wall * jobs / n) left over by the stages:
+    split, where the logs say how long each experiment took in its worker, into DVC's work in
+    the experiment (checkout, reproduce, save, push) and the rest (the workers' start-up,
+    shared out, and their wait with nothing left to run at the sweep's end)."""
+    per_experiment = wall * jobs / n
+    if "experiment" not in mean:
+        return [("DVC and the workers: start, copy, checkout, reproduce, save, wait at the end",
+                 per_experiment - mean["stages"])]
+    return [("DVC in the experiment: checkout, reproduce, save, push",
+             mean["experiment"] - mean["stages"]),
+            (SHARED, per_experiment - mean["experiment"])]
+
+
 def breakdown(wall: float, experiments: list[dict], jobs: int) -> list[tuple[str, float]]:
-    """Mean seconds per experiment, by part; DVC's part = wall * jobs / n - stage time."""
+    """Mean seconds per experiment, by part (sweep_parts: DVC's and the workers')."""
     n = len(experiments)
-    mean = {key: sum(e.get(key, 0.0) for e in experiments) / n
-            for key in {k for e in experiments for k in e}}
+    keys = {k for e in experiments for k in e}
+    if not all("experiment" in e for e in experiments):
+        keys.discard("experiment")  # logs from before the worker timed its experiments
+    mean = {key: sum(e.get(key, 0.0) for e in experiments) / n for key in keys}
     compile_ = mean.get("of which first step (compile)", 0.0)
-    parts = [("DVC and the workers: start, copy, checkout, reproduce, save",
-              wall * jobs / n - mean["stages"]),
-             ("interpreter start-up (all stages)", mean.get("startup", 0.0)),
-             ("TensorFlow import", mean.get("import", 0.0)),
-             ("data loading", mean.get("data", 0.0)),
-             ("XLA tracing + compilation (first step)", compile_),
-             (TRAINING, mean.get("train", 0.0) - compile_),
-             ("evaluation", mean.get("evaluate", 0.0)),
-             ("writing outputs", mean.get("write", 0.0))]
-    other = mean["stages"] - sum(seconds for _, seconds in parts[1:])
-    return parts + [("other (params check, data generation)", other)]
+    stage_parts = [("interpreter start-up (all stages)", mean.get("startup", 0.0)),
+                   ("TensorFlow import", mean.get("import", 0.0)),
+                   ("data loading", mean.get("data", 0.0)),
+                   ("XLA tracing + compilation (first step)", compile_),
+                   (TRAINING, mean.get("train", 0.0) - compile_),
+                   ("evaluation", mean.get("evaluate", 0.0)),
+                   ("writing outputs", mean.get("write", 0.0))]
+    other = mean["stages"] - sum(seconds for _, seconds in stage_parts)
+    return [*sweep_parts(wall, mean, n, jobs), *stage_parts,
+            ("other (params check, data generation)", other)]
 
 
 def table(title: str, wall: float, rows: list[tuple[str, float]], n: int, jobs: int) -> str:
@@ -107,6 +130,10 @@ def table(title: str, wall: float, rows: list[tuple[str, float]], n: int, jobs: 
     overhead = per_exp - dict(rows)[TRAINING]
     lines.append(f"| **overhead: all but training proper** | **{overhead:.1f}** | "
                  f"**{overhead / per_exp:.0%}** |")
+    if SHARED in dict(rows):
+        within = overhead - dict(rows)[SHARED]
+        lines.append(f"| of which in the experiments themselves ({SHARED} aside) | "
+                     f"{within:.1f} | {within / per_exp:.0%} |")
     return "\n".join(lines)
 
 

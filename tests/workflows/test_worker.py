@@ -5,6 +5,7 @@ in the worker's process; a failing stage fails its experiment alone. (Slow: real
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -100,6 +101,22 @@ def test_an_experiment_is_the_commit_dvc_exp_run_temp_makes(tmp_path):
     shown = project.git("show", f"{tree(project, 'a')}:params.yaml").stdout
     assert yaml.safe_load(shown)["two"]["n"] == 2  # the workspace's uncommitted change
     assert project.dvc("exp", "show", "--json").returncode == 0
+    for name in ("a", "b"):  # each log ends with the time its experiment took, as
+        # benchmarks/sweep_overhead.py reads it
+        log = (project.root / ".dvc/tmp/rnnlab/logs" / f"{name}.log").read_text()
+        assert log.endswith("\n") and "Running stage" in log, log
+        took = sweep_overhead().EXPERIMENT.findall(log)
+        assert len(took) == 1 and 0 < float(took[0]) < 300, log
+        assert log.splitlines()[-1].startswith(f"rnnlab worker: {name} took "), log
+
+
+def sweep_overhead():
+    """benchmarks/sweep_overhead.py as a module (benchmarks/ is not a package)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "sweep_overhead.py"
+    spec = importlib.util.spec_from_file_location("sweep_overhead", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_a_failing_stage_fails_its_experiment_alone_with_its_error(tmp_path):

@@ -26,8 +26,9 @@ experiment alone; the next starts in a new copy.
 Protocol: one JSON object per line on stdin, {"name", "overrides", "targets"};
 one per line on stdout when it is done, {"name", "ok", "reason"}. Each experiment's output
 goes to .dvc/tmp/rnnlab/logs/NAME.log of the repository, as a `dvc exp run --temp` run's
-does. End of input: the worker removes its copy and exits. Ctrl-C (SIGINT to its process
-group): the experiment in progress is not saved, the copy is removed.
+does, and the worker ends it with the time the experiment took (EXPERIMENT_TIME). End of
+input: the worker removes its copy and exits. Ctrl-C (SIGINT to its process group): the
+experiment in progress is not saved, the copy is removed.
 
     python -m rnnlab.workflows.worker [--no-tensorflow] [--start COMMIT] REPOSITORY
 """
@@ -44,6 +45,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from functools import partial
 from pathlib import Path
@@ -449,6 +451,17 @@ def dvc_as_workers_run_it(repository: Path) -> Iterator[None]:
         yield
 
 
+# The last line of every run's log: how long the experiment took in its worker, from the fork to
+# its ref pushed. benchmarks/sweep_overhead.py reads it to tell DVC's part of an experiment from
+# the workers' start-up and their wait at a sweep's end.
+EXPERIMENT_TIME = "rnnlab worker: {name} took {seconds:.2f} s"
+
+
+def record_time(log: Path, name: str, seconds: float) -> None:
+    with log.open("a") as out:
+        print(EXPERIMENT_TIME.format(name=name, seconds=seconds), file=out)
+
+
 def serve(repository: Path, start: str, requests, replies) -> None:
     """Run each request (a JSON line) in a copy of `repository` with the files of `start`; one
     JSON reply line each."""
@@ -462,9 +475,11 @@ def serve(repository: Path, start: str, requests, replies) -> None:
             for line in requests:
                 spec = json.loads(line)
                 log = logs / f"{spec['name']}.log"
+                started = time.perf_counter()
                 with contextlib.chdir(copy):
                     experiment = partial(run_experiment, copy, start, repository, spec)
                     code = in_child(partial(run_reported, experiment), log)
+                record_time(log, spec["name"], time.perf_counter() - started)
                 if code != 0:  # a new copy: a run stopped mid-save can leave git's in a mess
                     shutil.rmtree(copy, ignore_errors=True)
                     copy = make_copy(repository, start)
