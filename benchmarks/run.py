@@ -92,8 +92,10 @@ SWEEP_CAPTION = (
     "experiments (train_memory at the full grid's 15 epochs; LSTM and matched RNN at B = 5 and "
     "40, seed 0) run in a temporary clone as `make capacity` runs them (a pool of "
     "rnnlab.workflows.worker processes), each stage's phases read from the run's log. DVC's "
-    "part is the worker time per experiment left over by the stages; the overhead is all but "
-    "training proper.")
+    "part is the worker time per experiment left over by the stages, split by the time each "
+    "experiment took in its worker (the log's last line) into DVC's work within the experiment "
+    "and the sweep's start and end shared out (with 4 experiments on 2 workers, a large share); "
+    "the overhead is all but training proper.")
 
 
 def accuracy_table(numpy_s: float, lstm_s: float) -> str:

@@ -14,9 +14,9 @@ experiment and pushing its ref. The overhead is everything but training proper.
     python benchmarks/sweep_overhead.py --existing compare --wall 585   # `make compare`'s runs
 
 Each run's log ends with the time its experiment took in its worker (since 8 December), which
-splits DVC's share in two: DVC's work in the experiment, and the workers' start-up (shared out)
-with their wait at the sweep's end, when one worker has nothing left to run while another
-finishes. Logs without that line give the two as one.
+splits DVC's share in two: DVC's work in the experiment, and the sweep's start and end shared
+out (its checks, the workers' imports and copies; a worker's wait with nothing left to run while
+another finishes; the summary). Logs without that line give the two as one.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ TIMING = re.compile(r"^(?P<stage>[\w@]+): .* \[(?P<total>[\d.]+) s: (?P<phases>[
 EXPERIMENT = re.compile(r"^rnnlab worker: \S+ took (?P<seconds>[\d.]+) s$", re.MULTILINE)
 LOGS = Path(".dvc/tmp/rnnlab/logs")  # rnnlab.workflows.queue writes one log per run here
 TRAINING = "training (with 10 test-metric checkpoints)"  # training proper; the rest: overhead
-SHARED = "the workers' start-up (imports, copy) and wait at the sweep's end"
+SHARED = ("the sweep's start and end, shared out: the workers' start-up, a worker's wait with "
+          "nothing left to run, the summary")
 
 
 def clone(dest: Path) -> None:
@@ -90,8 +91,9 @@ def stage_timings(repo: Path, prefix: str) -> list[dict[str, float]]:
 def sweep_parts(wall: float, mean: dict, n: int, jobs: int) -> list[tuple[str, float]]:
     """DVC's part of the worker time per experiment (wall * jobs / n) left over by the stages:
     split, where the logs say how long each experiment took in its worker, into DVC's work in
-    the experiment (checkout, reproduce, save, push) and the rest (the workers' start-up,
-    shared out, and their wait with nothing left to run at the sweep's end)."""
+    the experiment (checkout, reproduce, save, push) and the rest, shared out: the sweep's
+    start (its checks, the workers' imports and copies), a worker's wait with nothing left to
+    run while another finishes, and the summary at the end."""
     per_experiment = wall * jobs / n
     if "experiment" not in mean:
         return [("DVC and the workers: start, copy, checkout, reproduce, save, wait at the end",
@@ -132,7 +134,7 @@ def table(title: str, wall: float, rows: list[tuple[str, float]], n: int, jobs: 
                  f"**{overhead / per_exp:.0%}** |")
     if SHARED in dict(rows):
         within = overhead - dict(rows)[SHARED]
-        lines.append(f"| of which in the experiments themselves ({SHARED} aside) | "
+        lines.append(f"| of which within the experiments (the sweep's start and end aside) | "
                      f"{within:.1f} | {within / per_exp:.0%} |")
     return "\n".join(lines)
 
