@@ -120,7 +120,7 @@ def breakdown(wall: float, experiments: list[dict], jobs: int) -> list[tuple[str
                    ("writing outputs", mean.get("write", 0.0))]
     other = mean["stages"] - sum(seconds for _, seconds in stage_parts)
     return [*sweep_parts(wall, mean, n, jobs), *stage_parts,
-            ("other (params check, data generation)", other)]
+            ("other stages (params check, data generation, gradient-flow studies)", other)]
 
 
 def table(title: str, wall: float, rows: list[tuple[str, float]], n: int, jobs: int) -> str:
