@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 
-from common import markdown_table
+from common import env_with_xla_cache, markdown_table
 
 # name -> (n_chains, unroll_max_steps); the first is rnnlab.tf_rnn.recurrence.Layout's default.
 VARIANTS = {
@@ -67,7 +66,7 @@ def run(repeats: int = 20) -> str:
     for index, case in enumerate(cases()):
         for variant in VARIANTS:
             with tempfile.TemporaryDirectory() as cache:
-                env = dict(os.environ, RNNLAB_XLA_CACHE=cache, TF_CPP_MIN_LOG_LEVEL="3")
+                env = env_with_xla_cache(cache, TF_CPP_MIN_LOG_LEVEL="3")
                 out = subprocess.run([sys.executable, __file__, "--one", variant, str(index),
                                       str(repeats)], env=env, capture_output=True, text=True,
                                      check=True).stdout

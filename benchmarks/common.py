@@ -20,6 +20,26 @@ PARAMS_FILE = REPO / "params.yaml"
 MIB = 2.0 ** 20
 
 
+# ----------------------------------------------------------------------------- processes
+
+XLA_CACHE_FLAG = "--tf_xla_persistent_cache_directory="
+
+
+def env_with_xla_cache(cache: str, **extra: str) -> dict[str, str]:
+    """The environment for a child process whose XLA persistent cache is `cache` ("" for
+    none). RNNLAB_XLA_CACHE alone is not enough once this process has imported TensorFlow
+    through rnnlab: rnnlab.tf_rnn._tf wrote its own folder into TF_XLA_FLAGS, which a child
+    inherits and prefers; so that flag is taken out of the child's TF_XLA_FLAGS."""
+    env = dict(os.environ, RNNLAB_XLA_CACHE=cache, **extra)
+    flags = [flag for flag in env.get("TF_XLA_FLAGS", "").split()
+             if not flag.startswith(XLA_CACHE_FLAG)]
+    if flags:
+        env["TF_XLA_FLAGS"] = " ".join(flags)
+    else:
+        env.pop("TF_XLA_FLAGS", None)
+    return env
+
+
 # ----------------------------------------------------------------------------- timing
 
 def median_ms(fn, warmup: int = 3, repeats: int = 20) -> float:

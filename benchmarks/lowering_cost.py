@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from common import markdown_table
+from common import env_with_xla_cache, markdown_table
 
 OPS = {"tf.tanh": ("tf", "tanh"), "activations.tanh": ("rnnlab", "tanh"),
        "tf.sigmoid": ("tf", "sigmoid"), "activations.sigmoid": ("rnnlab", "sigmoid"),
@@ -79,7 +78,7 @@ def child_step(side: str, index: int) -> dict:
 
 
 def run_child(args: list[str], cache: str) -> dict:
-    env = dict(os.environ, RNNLAB_XLA_CACHE=cache, TF_CPP_MIN_LOG_LEVEL="3")
+    env = env_with_xla_cache(cache, TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run([sys.executable, __file__, "--child", *args], env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])

@@ -31,6 +31,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from common import env_with_xla_cache
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TIMING = re.compile(r"^(?P<stage>[\w@]+): .* \[(?P<total>[\d.]+) s: (?P<phases>[^;\]]*)")
@@ -143,8 +145,8 @@ def measure(args, xla_cache: Path, label: str, prefix: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         clone(repo)
-        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
-                   RNNLAB_XLA_CACHE=str(xla_cache), DVC_NO_ANALYTICS="1")
+        env = env_with_xla_cache(str(xla_cache), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                                 DVC_NO_ANALYTICS="1")
         env.pop("RNNLAB_CORES", None)
         wall = run_grid(repo, args, prefix, env)
         experiments = stage_timings(repo, prefix)

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import env_with_xla_cache
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -45,8 +47,8 @@ def main(argv=None) -> str:
     grid = (["--quick"] if args.quick else []) + ["--jobs", str(args.jobs)]
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cache:
         tmp = Path(tmp)
-        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
-                   DVC_NO_ANALYTICS="1", RNNLAB_XLA_CACHE=cache)  # every run compiles afresh
+        env = env_with_xla_cache(cache, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                                 DVC_NO_ANALYTICS="1")  # every run compiles afresh
         origin, store = tmp / "origin.git", tmp / "store"
         subprocess.run(["git", "clone", "-q", "--bare", str(REPO), str(origin)], check=True)
         single = timed(machine(origin, store, tmp / "single", env), env, *grid)

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -113,6 +114,8 @@ def test_an_experiment_is_the_commit_dvc_exp_run_temp_makes(tmp_path):
 def sweep_overhead():
     """benchmarks/sweep_overhead.py as a module (benchmarks/ is not a package)."""
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "sweep_overhead.py"
+    if str(path.parent) not in sys.path:  # its sibling module common, as when run as a script
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location("sweep_overhead", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
