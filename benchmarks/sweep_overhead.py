@@ -40,8 +40,8 @@ TIMING = re.compile(r"^(?P<stage>[\w@]+): .* \[(?P<total>[\d.]+) s: (?P<phases>[
 EXPERIMENT = re.compile(r"^rnnlab worker: \S+ took (?P<seconds>[\d.]+) s$", re.MULTILINE)
 LOGS = Path(".dvc/tmp/rnnlab/logs")  # rnnlab.workflows.queue writes one log per run here
 TRAINING = "training (with 10 test-metric checkpoints)"  # training proper; the rest: overhead
-SHARED = ("the sweep's start and end, shared out: the workers' start-up, a worker's wait with "
-          "nothing left to run, the summary")
+SHARED = ("the sweep's start, end and gaps, shared out: its checks, the workers' start-up, a "
+          "worker's wait with nothing left to run, the summary")
 
 
 def clone(dest: Path) -> None:
@@ -110,6 +110,10 @@ def breakdown(wall: float, experiments: list[dict], jobs: int) -> list[tuple[str
     n = len(experiments)
     keys = {k for e in experiments for k in e}
     if not all("experiment" in e for e in experiments):
+        if "experiment" in keys:  # some runs' logs have the line, some not: no split
+            print(f"sweep_overhead.py: {sum('experiment' not in e for e in experiments)} of {n} "
+                  "run logs do not end with the worker's time; DVC's part is not split",
+                  file=sys.stderr)
         keys.discard("experiment")  # logs from before the worker timed its experiments
     mean = {key: sum(e.get(key, 0.0) for e in experiments) / n for key in keys}
     compile_ = mean.get("of which first step (compile)", 0.0)

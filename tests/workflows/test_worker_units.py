@@ -7,7 +7,7 @@ import io
 import pytest
 from dvc.utils.serialize import _yaml, modify_yaml
 
-from rnnlab.workflows.worker import yaml_parsed_once
+from rnnlab.workflows.worker import record_time, yaml_parsed_once
 
 LOCK = "schema: '2.0'\nstages:\n  a:\n    cmd: python a.py\n    outs:\n    - path: out\n"
 
@@ -54,3 +54,16 @@ def test_what_dvc_writes_is_read_back_without_parsing_and_dumps_the_same(tmp_pat
     data["stages"]["c"] = {"cmd": "python c.py"}
     _yaml._dump(data, again)
     assert path.read_text() == again.getvalue()  # the same bytes as with a fresh parse
+
+
+def test_the_experiment_time_ends_the_log_on_a_line_of_its_own(tmp_path):
+    """record_time: after a newline when a killed child left its last line unfinished (tqdm's
+    bar, here), and never an error that would stop the worker."""
+    log = tmp_path / "run.log"
+    for written in ("", "done\n", "train: 40%|████"):
+        log.write_text(written, encoding="utf-8")
+        record_time(log, "cap-lstm-b5-s0", 12.345)
+        text = log.read_text(encoding="utf-8")
+        assert text.startswith(written) and text.count("rnnlab worker:") == 1
+        assert text.splitlines()[-1] == "rnnlab worker: cap-lstm-b5-s0 took 12.35 s", text
+    record_time(tmp_path / "no such folder" / "run.log", "x", 1.0)  # no error

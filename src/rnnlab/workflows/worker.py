@@ -458,8 +458,18 @@ EXPERIMENT_TIME = "rnnlab worker: {name} took {seconds:.2f} s"
 
 
 def record_time(log: Path, name: str, seconds: float) -> None:
-    with log.open("a") as out:
-        print(EXPERIMENT_TIME.format(name=name, seconds=seconds), file=out)
+    """EXPERIMENT_TIME on a line of its own at the end of `log` (after a newline if a killed
+    child left its last line unfinished); nothing, the worker going on, if the log cannot be
+    written."""
+    with contextlib.suppress(OSError):
+        with log.open("rb") as written:
+            ended = written.seek(0, os.SEEK_END) == 0  # empty
+            if not ended:
+                written.seek(-1, os.SEEK_END)
+                ended = written.read(1) == b"\n"
+        with log.open("a") as out:
+            out.write(("" if ended else "\n")
+                      + EXPERIMENT_TIME.format(name=name, seconds=seconds) + "\n")
 
 
 def serve(repository: Path, start: str, requests, replies) -> None:
