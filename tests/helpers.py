@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import re
 import shutil
@@ -34,6 +35,15 @@ TINY_PARAMS = {
     "tf_memory": {"epochs": 1, "batch_size": 8},
     "tf_adding": {"epochs": 1, "batch_size": 8},
 }
+
+
+def benchmark_module(name: str):
+    """benchmarks/NAME.py as a module, its sibling modules importable as when it runs as a
+    script (benchmarks/ is a folder of scripts, not a package)."""
+    folder = str(REPO / "benchmarks")
+    if folder not in sys.path:
+        sys.path.append(folder)
+    return importlib.import_module(name)
 
 
 def tiny_params() -> dict:

@@ -2,10 +2,10 @@
 idle threads asleep when a sweep's worker asks."""
 
 import gc
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
+
+from helpers import benchmark_module
 
 from rnnlab.tf_rnn import _tf
 
@@ -17,20 +17,12 @@ print(os.environ.get("TF_XLA_FLAGS", ""))
 """
 
 
-def _benchmarks_common():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "common.py"
-    spec = importlib.util.spec_from_file_location("benchmarks_common", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_fresh_import_is_quiet_and_leaves_the_collector_on_with_tensorflow_frozen(tmp_path):
     """Also: the XLA cache a benchmark gives a child process (benchmarks/common.py,
     env_with_xla_cache) is the one the child uses, though this process, having imported
     rnnlab.tf_rnn._tf, has its own folder in TF_XLA_FLAGS for the child to inherit (unless
     the suite runs with the cache off: RNNLAB_XLA_CACHE empty)."""
-    env = _benchmarks_common().env_with_xla_cache(str(tmp_path / "xla"))
+    env = benchmark_module("common").env_with_xla_cache(str(tmp_path / "xla"))
     done = subprocess.run([sys.executable, "-c", FRESH_IMPORT], capture_output=True, text=True,
                           check=True, env=env)
     counts, flags = done.stdout.splitlines()[-2:]

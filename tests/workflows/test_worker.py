@@ -5,19 +5,17 @@ in the worker's process; a failing stage fails its experiment alone. (Slow: real
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import VENV_BIN, Project
+from helpers import VENV_BIN, Project, benchmark_module
 
 pytestmark = pytest.mark.slow
 
@@ -106,20 +104,10 @@ def test_an_experiment_is_the_commit_dvc_exp_run_temp_makes(tmp_path):
         # benchmarks/sweep_overhead.py reads it
         log = (project.root / ".dvc/tmp/rnnlab/logs" / f"{name}.log").read_text()
         assert log.endswith("\n") and "Running stage" in log, log
-        took = sweep_overhead().EXPERIMENT.findall(log)
+        took = benchmark_module("sweep_overhead").EXPERIMENT.findall(log)
         assert len(took) == 1 and 0 < float(took[0]) < 300, log
         assert log.splitlines()[-1].startswith(f"rnnlab worker: {name} took "), log
 
-
-def sweep_overhead():
-    """benchmarks/sweep_overhead.py as a module (benchmarks/ is not a package)."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "sweep_overhead.py"
-    if str(path.parent) not in sys.path:  # its sibling module common, as when run as a script
-        sys.path.append(str(path.parent))
-    spec = importlib.util.spec_from_file_location("sweep_overhead", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_failing_stage_fails_its_experiment_alone_with_its_error(tmp_path):
