@@ -77,12 +77,13 @@ def stage_timings(repo: Path, prefix: str) -> list[dict[str, float]]:
     name = run_log_name(prefix)
     for log in sorted(p for p in (repo / LOGS).glob("*.log") if name.fullmatch(p.name)):
         phases: dict[str, float] = defaultdict(float)
-        for match in filter(None, map(TIMING.match, log.read_text().splitlines())):
+        text = log.read_text()
+        for match in filter(None, map(TIMING.match, text.splitlines())):
             phases["stages"] += float(match["total"])
             for part in match["phases"].split(", "):
                 name_, _, seconds = part.rpartition(" ")
                 phases[name_] += float(seconds)
-        took = EXPERIMENT.findall(log.read_text())
+        took = EXPERIMENT.findall(text)
         if phases and took:
             phases["experiment"] = float(took[-1])
         if phases:
@@ -140,7 +141,7 @@ def table(title: str, wall: float, rows: list[tuple[str, float]], n: int, jobs: 
                  f"**{overhead / per_exp:.0%}** |")
     if SHARED in dict(rows):
         within = overhead - dict(rows)[SHARED]
-        lines.append(f"| of which within the experiments (the sweep's start and end aside) | "
+        lines.append(f"| of which within the experiments (the sweep's start, end and gaps aside) | "
                      f"{within:.1f} | {within / per_exp:.0%} |")
     return "\n".join(lines)
 
