@@ -12,6 +12,10 @@ export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SEEDS    ?= 3
+# XLA's compilation cache (~/.cache/rnnlab/xla) only grows; the targets that run TensorFlow first
+# remove its least recently used programs down to this many MiB (rnnlab.xla_cache).
+XLA_CACHE_MAX_MB ?= 1024
+PRUNE_XLA_CACHE  := $(BIN)/rnnlab xla-cache --quiet --max-mb $(XLA_CACHE_MAX_MB)
 
 .PHONY: setup lock lint repro test test-fast bench compare plots capacity ablation papers deps clean-venv
 
@@ -61,30 +65,38 @@ $(TEMPLATE): $(STAMP)
 	$(BIN)/python -m rnnlab.workflows.plots_template
 
 repro: setup
+	@$(PRUNE_XLA_CACHE)
 	$(BIN)/dvc repro
 
 test: setup
+	@$(PRUNE_XLA_CACHE)
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 test-fast: setup
+	@$(PRUNE_XLA_CACHE)
 	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow"
 
 bench: setup
+	@$(PRUNE_XLA_CACHE)
 	$(BIN)/rnnlab bench
 
 compare: setup
+	@$(PRUNE_XLA_CACHE)
 	$(BIN)/rnnlab compare --seeds $(SEEDS) --jobs $(JOBS)
 
 plots: setup
 	$(BIN)/dvc plots show
 
 capacity: setup
+	@$(PRUNE_XLA_CACHE)
 	$(BIN)/rnnlab capacity --jobs $(JOBS) $(if $(QUICK),--quick,)
 
 ablation: setup
+	@$(PRUNE_XLA_CACHE)
 	$(BIN)/rnnlab ablation --jobs $(JOBS)
 
 papers: setup
+	@$(PRUNE_XLA_CACHE)
 	$(BIN)/rnnlab papers --jobs $(JOBS)
 
 deps: setup

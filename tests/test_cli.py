@@ -43,7 +43,7 @@ def _main(argv, capsys):
 def test_help_lists_every_command_with_what_it_takes(capsys):
     status, out, _ = _main(["--help"], capsys)
     assert status == 0 and out.startswith("usage: rnnlab ")
-    for name in ("compare", "capacity", "bench", "deps", "plots-template"):
+    for name in ("compare", "capacity", "bench", "deps", "plots-template", "xla-cache"):
         assert f"\n    {name} " in out or f"\n    {name}\n" in out, out
     assert "about 11 min" in out and "about 13 min" in out and "--quick about 60 s" in out
 
@@ -55,6 +55,7 @@ def test_help_lists_every_command_with_what_it_takes(capsys):
     ("bench", "benchmarks/RESULTS.md", "about 35 min"),
     ("deps", "Writes nothing", "about a second"),
     ("plots-template", ".dvc/tmp/rnnlab_plots_template.html", "a few seconds"),
+    ("xla-cache", "xla_compile_cache__*.pb files only", "well under a second"),
 ])
 def test_each_commands_help_says_what_it_writes_and_how_long_it_takes(name, writes, takes,
                                                                       capsys):
@@ -74,11 +75,12 @@ def test_every_option_has_help():
 
 @pytest.mark.parametrize("argv, line", [
     (["nosuch"], "rnnlab: error: unknown command 'nosuch' (commands: compare, capacity, "
-                 "ablation, papers, bench, deps, plots-template)"),
+                 "ablation, papers, bench, deps, plots-template, xla-cache)"),
     (["capacty"], "rnnlab: error: unknown command 'capacty'; did you mean 'capacity'? "
-                  "(commands: compare, capacity, ablation, papers, bench, deps, plots-template)"),
+                  "(commands: compare, capacity, ablation, papers, bench, deps, plots-template, "
+                  "xla-cache)"),
     ([], "rnnlab: error: a command is needed: compare, capacity, ablation, papers, bench, deps, "
-         "plots-template (rnnlab --help says more)"),
+         "plots-template, xla-cache (rnnlab --help says more)"),
 ])
 def test_no_known_command_is_one_line_and_exit_2(argv, line, capsys):
     status, out, err = _main(argv, capsys)
@@ -92,6 +94,7 @@ def test_no_known_command_is_one_line_and_exit_2(argv, line, capsys):
                                   "number >= 1, got '0'"),
     (["compare", "--nosuch"], "rnnlab compare: error: unrecognized arguments: --nosuch"),
     (["plots-template", "x"], "rnnlab plots-template: error: unrecognized arguments: x"),
+    (["xla-cache", "x"], "rnnlab xla-cache: error: unrecognized arguments: x"),
 ])
 def test_bad_options_end_in_one_line_and_write_nothing(argv, line, capsys, tmp_path,
                                                        monkeypatch):

@@ -7,6 +7,7 @@
     rnnlab bench [run.py's options]                              benchmarks/run.py
     rnnlab deps [code_deps's options]                            rnnlab.pipeline.code_deps
     rnnlab plots-template                                        rnnlab.workflows.plots_template
+    rnnlab xla-cache [--max-mb N] [--dry-run] [--quiet]          rnnlab.xla_cache
 
 compare and capacity build their options from the same add_arguments as their
 `python -m rnnlab.workflows.<name>`, so both spellings take the same options. Every command runs
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from rnnlab import xla_cache
 from rnnlab.workflows import capacity, compare, papers
 
 BENCH_SCRIPT = Path("benchmarks/run.py")
@@ -108,8 +110,8 @@ def run_plots_template(_options: list[str]) -> int:
     return 0
 
 
-# name -> (one-line help, description, add_arguments, run). compare and capacity take a parsed
-# Namespace; the others take the options rnnlab does not parse itself, passed on as they are.
+# name -> (one-line help, description, add_arguments, run). Commands with add_arguments take a
+# parsed Namespace; the others take the options rnnlab does not parse itself, passed on as they are.
 USAGE = {"bench": "rnnlab bench [-h] [run.py's options ...]",
          "deps": "rnnlab deps [-h] [code_deps's options ...]"}
 Command = tuple[str, str, Callable | None, Callable]
@@ -122,6 +124,7 @@ COMMANDS: dict[str, Command] = {
     "bench": (BENCH_HELP, BENCH_DESCRIPTION, None, run_bench),
     "deps": (DEPS_HELP, DEPS_DESCRIPTION, None, run_deps),
     "plots-template": (PLOTS_TEMPLATE_HELP, PLOTS_TEMPLATE_DESCRIPTION, None, run_plots_template),
+    "xla-cache": (xla_cache.HELP, xla_cache.DESCRIPTION, xla_cache.add_arguments, xla_cache.run),
 }
 PASSES_OPTIONS_ON = ("bench", "deps")  # whose unparsed options go to the script they run
 
