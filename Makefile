@@ -13,9 +13,9 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 SEEDS    ?= 3
 # XLA's compilation cache (~/.cache/rnnlab/xla) only grows; the targets that run TensorFlow first
-# remove its least recently used programs down to this many MiB (rnnlab.xla_cache).
-XLA_CACHE_MAX_MB ?= 1024
-PRUNE_XLA_CACHE  := $(BIN)/rnnlab xla-cache --quiet --max-mb $(XLA_CACHE_MAX_MB)
+# keep its most recently used programs within this many MiB and remove the rest (rnnlab.xla_cache).
+XLA_CACHE_MAX_MIB ?= 1024
+PRUNE_XLA_CACHE   := $(BIN)/rnnlab xla-cache --quiet --max-mib $(XLA_CACHE_MAX_MIB)
 
 .PHONY: setup lock lint repro test test-fast bench compare plots capacity ablation papers deps clean-venv
 

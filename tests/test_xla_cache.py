@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from rnnlab import cli, xla_cache
+from rnnlab.xla_cache import MIB
 
 KIB = 1024
 
@@ -34,8 +36,15 @@ def cache(tmp_path):
     make_program(folder, "big", 300 * KIB, 500.0)
     (folder / "notes.txt").write_text("mine")
     os.utime(folder / "notes.txt", (1.0, 1.0))
-    (folder / "xla_compile_cache__tmp").write_bytes(b"\0" * KIB)  # not a finished .pb
+    (folder / "xla_compile_cache__p6__0__XLA_CPU_JIT.pb").mkdir()  # not a file: never removed
+    temp = folder / f"{PROGRAM}host-1-2-3.tmp"  # TensorFlow's temp name while it writes one
+    temp.write_bytes(b"\0" * KIB)
+    os.utime(temp, (time.time() - 10,) * 2)  # being written now
     return folder
+
+
+PROGRAM = "xla_compile_cache__p7__0__XLA_CPU_JIT.pb"
+KEEP = {"notes.txt", "p6", f"{PROGRAM}host-1-2-3.tmp"}
 
 
 def names(folder: Path) -> set[str]:
@@ -43,26 +52,77 @@ def names(folder: Path) -> set[str]:
             for p in folder.iterdir()}
 
 
+def prune(folder, max_bytes, **options):
+    return xla_cache.prune(folder, max_bytes, pattern="xla_compile_cache__*.pb", **options)
+
+
 def test_prune_keeps_the_most_recently_used_within_the_size_and_touches_nothing_else(cache):
-    result = xla_cache.prune(cache, 350 * KIB)
+    result = prune(cache, 350 * KIB)
     assert result == xla_cache.Pruned(removed=3, removed_bytes=500 * KIB, kept=3,
                                       kept_bytes=300 * KIB)
-    assert names(cache) == {"p3", "p4", "p5", "notes.txt", "xla_compile_cache__tmp"}
+    assert names(cache) == {"p3", "p4", "p5"} | KEEP
+
+
+def test_every_program_older_than_the_first_that_does_not_fit_goes(cache):
+    """Least recently used first: a small old program does not stay where a newer one went."""
+    make_program(cache, "small", 10 * KIB, 100.0)  # the oldest of all
+    prune(cache, 250 * KIB)
+    assert names(cache) == {"p4", "p5"} | KEEP
 
 
 def test_a_program_read_lately_counts_as_used_though_it_was_written_long_ago(cache):
     old = cache / "xla_compile_cache__p1__0__XLA_CPU_JIT.pb"
     os.utime(old, (9000.0, 1000.0))  # read at 9000, written at 1000
-    xla_cache.prune(cache, 100 * KIB)
-    assert names(cache) == {"p1", "notes.txt", "xla_compile_cache__tmp"}
+    prune(cache, 100 * KIB)
+    assert names(cache) == {"p1"} | KEEP
 
 
 def test_a_dry_run_counts_the_same_and_removes_nothing(cache):
     before = names(cache)
-    assert xla_cache.prune(cache, 0, dry_run=True) == xla_cache.Pruned(6, 800 * KIB, 0, 0)
+    assert prune(cache, 0, dry_run=True) == xla_cache.Pruned(6, 800 * KIB, 0, 0)
     assert names(cache) == before
-    assert xla_cache.prune(cache, 0) == xla_cache.Pruned(6, 800 * KIB, 0, 0)
-    assert names(cache) == {"notes.txt", "xla_compile_cache__tmp"}
+    assert prune(cache, 0) == xla_cache.Pruned(6, 800 * KIB, 0, 0)
+    assert names(cache) == KEEP
+
+
+def test_a_temp_file_left_by_a_killed_writer_goes_after_an_hour(cache):
+    temp = cache / f"{PROGRAM}host-1-2-3.tmp"
+    os.utime(temp, (time.time() - 3601,) * 2)
+    assert prune(cache, MIB, dry_run=True).stale_temps == 1 and temp.exists()
+    assert prune(cache, MIB) == xla_cache.Pruned(0, 0, 6, 800 * KIB, stale_temps=1)
+    assert not temp.exists()
+
+
+def test_a_program_that_cannot_be_removed_is_counted_and_the_rest_still_go(cache, monkeypatch):
+    stuck = cache / "xla_compile_cache__p2__0__XLA_CPU_JIT.pb"
+    real_unlink = Path.unlink
+
+    def unlink(path, missing_ok=False):
+        if path == stuck:
+            raise PermissionError(13, "Permission denied")
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    result = prune(cache, 0)
+    assert (result.removed, result.failed) == (5, 1)
+    assert names(cache) == {"p2"} | KEEP
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("--tf_xla_persistent_cache_directory=/a --tf_xla_persistent_cache_directory=/b", "/b"),
+    ('--tf_xla_persistent_cache_directory="/a b" --tf_xla_auto_jit=0', "/a b"),
+    ("--tf_xla_persistent_cache_directory='/c'", "/c"),
+    ("--tf_xla_persistent_cache_directory=", None),
+])
+def test_tf_xla_flags_are_read_as_tensorflow_reads_them(flags, expected):
+    got = xla_cache.folder({"TF_XLA_FLAGS": flags, "RNNLAB_XLA_CACHE": "/not-this"})
+    assert (None if got is None else str(got)) == expected
+
+
+def test_a_prefix_in_tf_xla_flags_names_the_programs():
+    assert xla_cache.program_glob({}) == "xla_compile_cache__*.pb"
+    assert xla_cache.program_glob(
+        {"TF_XLA_FLAGS": "--tf_xla_persistent_cache_prefix=mine"}) == "mine__*.pb"
 
 
 def test_no_folder_is_an_empty_cache_and_a_negative_size_is_refused(tmp_path):
@@ -118,25 +178,25 @@ def test_the_command_prunes_the_folder_and_says_so_in_one_line(cache, monkeypatc
     monkeypatch.setenv("RNNLAB_XLA_CACHE", str(cache))
     assert cli.main(["xla-cache", "--quiet"]) == 0  # 800 KiB, within 1024 MiB: silent
     assert capsys.readouterr().out == ""
-    assert cli.main(["xla-cache", "--max-mb", "0", "--dry-run"]) == 0
+    assert cli.main(["xla-cache", "--max-mib", "0", "--dry-run"]) == 0
     assert capsys.readouterr().out == (
         f"XLA cache {cache}: would remove the 6 least recently used programs (1 MiB) to stay "
         "within 0 MiB; 0 programs, 0 MiB kept\n")
-    assert len(list(cache.glob(xla_cache.PROGRAM_GLOB))) == 6
-    assert cli.main(["xla-cache", "--max-mb", "0", "--quiet"]) == 0
+    assert names(cache) == {"p1", "p2", "p3", "p4", "p5", "big"} | KEEP
+    assert cli.main(["xla-cache", "--max-mib", "0", "--quiet"]) == 0
     assert capsys.readouterr().out.startswith(f"XLA cache {cache}: removed the 6 ")
-    assert not list(cache.glob(xla_cache.PROGRAM_GLOB))
+    assert names(cache) == KEEP
     monkeypatch.setenv("RNNLAB_XLA_CACHE", "")
     assert cli.main(["xla-cache"]) == 0
     assert "off" in capsys.readouterr().out
 
 
 def test_the_command_refuses_a_size_that_is_not_a_whole_number(capsys):
-    for bad in ("-1", "1.5", "lots"):
+    for bad in ("-1", "1.5", "lots", "\u0663"):  # the last: an Arabic-Indic digit three
         with pytest.raises(SystemExit) as stop:
-            cli.main(["xla-cache", "--max-mb", bad])
+            cli.main(["xla-cache", "--max-mib", bad])
         assert stop.value.code == 2
-        assert f"argument --max-mb: expected a whole number of MiB >= 0, got '{bad}'" in \
+        assert f"argument --max-mib: expected a whole number of MiB >= 0, got '{bad}'" in \
             capsys.readouterr().err
 
 
@@ -146,5 +206,5 @@ def test_every_make_target_that_runs_tensorflow_prunes_first():
                    "papers"):
         recipe = makefile.split(f"\n{target}: setup\n", 1)[1].split("\n\n", 1)[0]
         assert recipe.splitlines()[0] == "\t@$(PRUNE_XLA_CACHE)", target
-    assert "PRUNE_XLA_CACHE  := $(BIN)/rnnlab xla-cache --quiet --max-mb $(XLA_CACHE_MAX_MB)" \
+    assert "PRUNE_XLA_CACHE   := $(BIN)/rnnlab xla-cache --quiet --max-mib $(XLA_CACHE_MAX_MIB)" \
         in makefile

@@ -7,7 +7,7 @@
     rnnlab bench [run.py's options]                              benchmarks/run.py
     rnnlab deps [code_deps's options]                            rnnlab.pipeline.code_deps
     rnnlab plots-template                                        rnnlab.workflows.plots_template
-    rnnlab xla-cache [--max-mb N] [--dry-run] [--quiet]          rnnlab.xla_cache
+    rnnlab xla-cache [--max-mib N] [--dry-run] [--quiet]         rnnlab.xla_cache
 
 compare and capacity build their options from the same add_arguments as their
 `python -m rnnlab.workflows.<name>`, so both spellings take the same options. Every command runs

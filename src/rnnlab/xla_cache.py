@@ -4,13 +4,16 @@ rnnlab's TensorFlow processes share one folder of compiled programs (rnnlab.tf_r
 a sweep experiment or a test that builds a training step compiled before loads it instead of
 compiling it again. XLA only ever adds to that folder, and a program's key also holds the name
 TensorFlow gave the traced function, with a per-process counter in it, so processes that trace
-in a different order each time (pytest's workers) add new programs on every run: some 150 per
-`make test`, hundreds of MiB a day.
+in a different order each time (pytest's workers) add new programs on every run, as does every
+new clone with its own .venv (the keys hold the environment's path): a fresh clone's `make test`
+wrote 149 programs, 38 MiB, on 8 December; a day of benchmarks and sweeps, gigabytes.
 
-`prune` removes the least recently used programs until the rest fit in a size. A removed
+`prune` keeps the most recently used programs while they fit in a size together and removes
+all older ones. A removed
 program is compiled again when next needed (seconds), to the same program: the results keep
-their bits. Only XLA's own files (PROGRAM_GLOB) are ever removed, never anything else in the
-folder. The Makefile's targets that run TensorFlow prune first, to XLA_CACHE_MAX_MB.
+their bits. Only XLA's own files (program_glob, and its temp files left by killed writers) are
+ever removed, never anything else in the folder. The Makefile's targets that run TensorFlow
+prune first, to XLA_CACHE_MAX_MIB.
 
 Last use: a program's access time where the file system keeps it (relatime updates it on a read
 at most once a day), else when it was written.
@@ -23,14 +26,25 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 import sys
+import time
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
-PROGRAM_GLOB = "xla_compile_cache__*.pb"  # the files TensorFlow's XLA cache writes
-DEFAULT_MAX_MB = 1024
+DEFAULT_PREFIX = "xla_compile_cache"  # TensorFlow's --tf_xla_persistent_cache_prefix default
+DEFAULT_MAX_MIB = 1024
 MIB = 1 << 20
-_FOLDER_FLAG = re.compile(r"--tf_xla_persistent_cache_directory=(\S*)")
+STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a writer that was killed
+_FLAG = re.compile(r"--(tf_xla_persistent_cache_directory|tf_xla_persistent_cache_prefix)"
+                   r"=(\"[^\"]*\"|'[^']*'|\S*)")
+
+
+def _flags(environ: Mapping[str, str]) -> dict[str, str]:
+    """The cache's two flags in TF_XLA_FLAGS, the last of each winning (as TensorFlow reads
+    them), quotes taken off."""
+    return {name: value[1:-1] if value[:1] in "\"'" and len(value) > 1 else value
+            for name, value in _FLAG.findall(environ.get("TF_XLA_FLAGS", ""))}
 
 
 def folder(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -39,15 +53,22 @@ def folder(environ: Mapping[str, str] | None = None) -> Path | None:
     two agree): a folder already given in TF_XLA_FLAGS, else RNNLAB_XLA_CACHE (empty: no cache),
     else rnnlab/xla under XDG_CACHE_HOME or ~/.cache. None when the cache is off."""
     env = os.environ if environ is None else environ
-    given = _FOLDER_FLAG.search(env.get("TF_XLA_FLAGS", ""))
-    if given:
-        path = given.group(1)
+    given = _flags(env).get("tf_xla_persistent_cache_directory")
+    if given is not None:
+        path = given
     elif "RNNLAB_XLA_CACHE" in env:
         path = env["RNNLAB_XLA_CACHE"]
     else:
         base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         path = os.path.join(base, "rnnlab", "xla")
     return Path(path) if path else None
+
+
+def program_glob(environ: Mapping[str, str] | None = None) -> str:
+    """The names of XLA's finished programs: PREFIX__KEY__KEY__DEVICE.pb (TensorFlow writes each
+    to PREFIX...pb<unique>.tmp first, then renames it)."""
+    env = os.environ if environ is None else environ
+    return f"{_flags(env).get('tf_xla_persistent_cache_prefix') or DEFAULT_PREFIX}__*.pb"
 
 
 class Program(NamedTuple):
@@ -57,91 +78,126 @@ class Program(NamedTuple):
 
 
 class Pruned(NamedTuple):
-    """What `prune` found and did: programs (and bytes) removed and kept."""
+    """What `prune` found and did: programs (and bytes) removed and kept, files it could not
+    remove, and left-over temp files of killed writers removed."""
 
     removed: int
     removed_bytes: int
     kept: int
     kept_bytes: int
+    failed: int = 0
+    stale_temps: int = 0
 
 
-def programs(cache: Path) -> list[Program]:
-    """XLA's programs in `cache`, most recently used first; [] if there is no such folder.
-    A program another process removes meanwhile is left out."""
+def programs(cache: Path, pattern: str) -> list[Program]:
+    """The regular files matching `pattern` in `cache`, most recently used first; [] if there
+    is no such folder. One that another process removes meanwhile is left out."""
     found = []
-    for path in cache.glob(PROGRAM_GLOB):
+    for path in cache.glob(pattern):
         try:
-            stat = path.stat()
+            info = path.lstat()
         except FileNotFoundError:
             continue
-        found.append(Program(path, stat.st_size, max(stat.st_atime, stat.st_mtime)))
+        if stat.S_ISREG(info.st_mode):
+            found.append(Program(path, info.st_size, max(info.st_atime, info.st_mtime)))
     return sorted(found, key=lambda p: (p.last_use, p.path.name), reverse=True)
 
 
-def prune(cache: Path, max_bytes: int, dry_run: bool = False) -> Pruned:
-    """Removes the least recently used programs of `cache` until the others take at most
-    max_bytes (the most recent ones kept whole; a program larger than the budget alone goes).
-    dry_run: count only."""
+def _remove(path: Path) -> bool:
+    """Removes `path`; False if that failed (gone already counts as removed)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        return False
+    return True
+
+
+def prune(cache: Path, max_bytes: int, dry_run: bool = False,
+          pattern: str | None = None) -> Pruned:
+    """Keeps the most recently used programs of `cache` while they fit in max_bytes together
+    and removes all older ones, least recently used first in that sense; also temp files of
+    writers killed more than STALE_TEMP_SECONDS ago. A file it cannot remove is counted in
+    `failed` and kept. dry_run: count only. pattern: program_glob()'s by default."""
     if max_bytes < 0:
         raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
-    kept = kept_bytes = removed = removed_bytes = 0
-    for program in programs(cache):
-        if kept_bytes + program.size <= max_bytes:
+    pattern = pattern or program_glob()
+    kept = kept_bytes = removed = removed_bytes = failed = 0
+    full = False  # from the first program that does not fit on, every older one goes
+    for program in programs(cache, pattern):
+        full = full or kept_bytes + program.size > max_bytes
+        if not full:
             kept, kept_bytes = kept + 1, kept_bytes + program.size
-            continue
-        if not dry_run:
-            program.path.unlink(missing_ok=True)  # a concurrent prune may have removed it
-        removed, removed_bytes = removed + 1, removed_bytes + program.size
-    return Pruned(removed, removed_bytes, kept, kept_bytes)
+        elif dry_run or _remove(program.path):
+            removed, removed_bytes = removed + 1, removed_bytes + program.size
+        else:
+            failed += 1
+    old = time.time() - STALE_TEMP_SECONDS
+    temps = [t for t in programs(cache, f"{pattern}*.tmp") if t.last_use < old]
+    stale = sum(1 for t in temps if dry_run or _remove(t.path))
+    return Pruned(removed, removed_bytes, kept, kept_bytes, failed, stale)
 
 
-def describe(cache: Path, result: Pruned, max_mb: int, dry_run: bool) -> str:
-    """One line: the folder, what it holds, what was (or would be) removed."""
+def describe(cache: Path, result: Pruned, max_mib: int, dry_run: bool) -> str:
+    """One line: the folder, what it holds, what was (or would be) removed and what failed."""
     held = f"{result.kept} programs, {result.kept_bytes / MIB:.0f} MiB"
-    if not result.removed:
-        return f"XLA cache {cache}: {held}, within {max_mb} MiB"
     verb = "would remove" if dry_run else "removed"
-    return (f"XLA cache {cache}: {verb} the {result.removed} least recently used programs "
-            f"({result.removed_bytes / MIB:.0f} MiB) to stay within {max_mb} MiB; {held} kept")
+    line = f"XLA cache {cache}: "
+    if result.removed:
+        line += (f"{verb} the {result.removed} least recently used programs "
+                 f"({result.removed_bytes / MIB:.0f} MiB) to stay within {max_mib} MiB; {held} "
+                 "kept")
+    else:
+        line += f"{held}, within {max_mib} MiB"
+    if result.stale_temps:
+        line += f"; {verb} {result.stale_temps} temp files of killed runs"
+    if result.failed:
+        line += f"; could not remove {result.failed} programs (permissions?)"
+    return line
 
 
 HELP = "keep XLA's compilation cache within a size (a second)"
 DESCRIPTION = f"""\
-Removes the least recently used of XLA's compiled programs from rnnlab's cache folder
-({PROGRAM_GLOB} files only) until the rest take at most --max-mb. The folder is the one
-rnnlab's TensorFlow processes use: TF_XLA_FLAGS's --tf_xla_persistent_cache_directory if set,
-else RNNLAB_XLA_CACHE, else ~/.cache/rnnlab/xla (XDG_CACHE_HOME's if set). A removed program is
-compiled again when a run needs it; results keep their bits. The Makefile's TensorFlow targets
-run it first (XLA_CACHE_MAX_MB, default {DEFAULT_MAX_MB}).
+Keeps the most recently used of XLA's compiled programs in rnnlab's cache folder while they fit
+in --max-mib together and removes the older ones ({DEFAULT_PREFIX}__*.pb files only, and
+temp files of runs killed while writing one). The folder is the one rnnlab's TensorFlow
+processes use: TF_XLA_FLAGS's --tf_xla_persistent_cache_directory if set, else
+RNNLAB_XLA_CACHE, else ~/.cache/rnnlab/xla (XDG_CACHE_HOME's if set). A removed program is
+compiled again when a run needs it, to the same program: results keep their bits. The
+Makefile's TensorFlow targets run it first (XLA_CACHE_MAX_MIB, default {DEFAULT_MAX_MIB}).
+
+Best run while no other rnnlab run is compiling: TensorFlow checks that a program is there,
+then reads it, and fails the run if it went in between.
 
 Takes well under a second."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-mb", type=_non_negative_int, default=DEFAULT_MAX_MB,
-                        metavar="N", help=f"the size to keep, in MiB (default {DEFAULT_MAX_MB})")
+    parser.add_argument("--max-mib", type=_non_negative_int, default=DEFAULT_MAX_MIB,
+                        metavar="N", help=f"the size to keep, in MiB (default {DEFAULT_MAX_MIB})")
     parser.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
-    parser.add_argument("--quiet", action="store_true", help="print only when programs go")
+    parser.add_argument("--quiet", action="store_true", help="print only when files go")
 
 
 def _non_negative_int(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"expected a whole number of MiB >= 0, got {text!r}")
     return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
-    """`rnnlab xla-cache`: prune the cache folder to args.max_mb; 0, or 1 on an OS error."""
+    """`rnnlab xla-cache`: prune the cache folder to args.max_mib. 0, also when some files
+    could not be removed (said in the line: a make target goes on); 1 if the folder cannot be
+    read."""
     cache = folder()
     if cache is None:
         if not args.quiet:
             print("XLA cache: off (RNNLAB_XLA_CACHE is empty), nothing to prune")
         return 0
     try:
-        result = prune(cache, args.max_mb * MIB, dry_run=args.dry_run)
+        result = prune(cache, args.max_mib * MIB, dry_run=args.dry_run)
     except OSError as error:
         print(f"rnnlab xla-cache: error: {cache}: {error}", file=sys.stderr)
         return 1
-    if result.removed or not args.quiet:
-        print(describe(cache, result, args.max_mb, args.dry_run))
+    if result.removed or result.stale_temps or result.failed or not args.quiet:
+        print(describe(cache, result, args.max_mib, args.dry_run))
     return 0
