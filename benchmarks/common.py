@@ -42,10 +42,14 @@ def env_with_xla_cache(cache: str, **extra: str) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- timing
 
-def median_ms(fn, warmup: int = 3, repeats: int = 20) -> float:
-    """Median wall time of `fn()` in milliseconds after `warmup` untimed calls."""
-    for _ in range(warmup):
+def median_ms(fn, warmup: int = 3, repeats: int = 20, warmup_ms: float = 0.0) -> float:
+    """Median wall time of `fn()` in milliseconds after `warmup` untimed calls, and more untimed
+    calls until they have taken at least `warmup_ms`."""
+    start = time.perf_counter()
+    calls = 0
+    while calls < warmup or 1e3 * (time.perf_counter() - start) < warmup_ms:
         fn()
+        calls += 1
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -55,13 +59,14 @@ def median_ms(fn, warmup: int = 3, repeats: int = 20) -> float:
 
 
 def interleaved_median_ms(fns: dict, repeats: int, rounds: int | None = None, warmup: int = 1,
-                          round_warmup: int = 0) -> dict:
+                          round_warmup: int = 0, round_warmup_ms: float = 0.0) -> dict:
     """Median wall time (ms) of each no-argument function of `fns` ({name: fn}), timed in
     alternating rounds so that load from other processes hits them all alike.
 
     Each function is first called `warmup` times untimed (compilation, caches). Then, in each of
     `rounds` rounds (default `repeats`: one timed call of each function per round), every
-    function in turn gets `round_warmup` untimed and max(1, repeats // rounds) timed calls.
+    function in turn gets `round_warmup` untimed calls (more until they took `round_warmup_ms`)
+    and max(1, repeats // rounds) timed calls.
     A function's result is the median over the rounds of its per-round median.
     """
     rounds = repeats if rounds is None else rounds
@@ -72,20 +77,27 @@ def interleaved_median_ms(fns: dict, repeats: int, rounds: int | None = None, wa
     results = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            results[name].append(median_ms(fn, warmup=round_warmup, repeats=per_round))
+            results[name].append(median_ms(fn, warmup=round_warmup, repeats=per_round,
+                                           warmup_ms=round_warmup_ms))
     return {name: statistics.median(values) for name, values in results.items()}
 
 
 STEADY_ROUNDS = 5  # rounds of steady_median_ms
+# Untimed work of a side at the start of each of steady_median_ms's rounds. One call was not
+# enough for a short step: the numpy RNN's 0.5 ms step, right after Keras's, ran about 10%
+# slower for a few calls (RESULTS.md, "The numpy rows' warm-up").
+STEADY_WARMUP_MS = 10.0
 
 
 def steady_median_ms(fns: dict, repeats: int, warmup: int) -> dict:
-    """interleaved_median_ms in min(STEADY_ROUNDS, repeats) rounds of one untimed and
-    repeats // rounds timed calls per function: a training step's first call after other work
-    runs slower than the calls right after it (caches, the core's state), and a training loop
-    runs its steps back to back, so each side is timed as it runs there."""
+    """interleaved_median_ms in min(STEADY_ROUNDS, repeats) rounds, each side getting untimed
+    calls (at least one, and STEADY_WARMUP_MS of them) and then repeats // rounds timed calls:
+    a training step's first calls after other work run slower than the calls after them
+    (caches, the core's state), and a training loop runs its steps back to back, so each side
+    is timed as it runs there."""
     return interleaved_median_ms(fns, repeats, rounds=min(STEADY_ROUNDS, repeats),
-                                 warmup=warmup, round_warmup=1)
+                                 warmup=warmup, round_warmup=1,
+                                 round_warmup_ms=STEADY_WARMUP_MS)
 
 
 def matmul_gflops(m: int, k: int, n: int, dtype=np.float32, repeats: int = 30) -> float:

@@ -28,7 +28,8 @@ import bench_tf
 import lowering_cost
 import sweep_contention
 import sweep_overhead
-from common import STEADY_ROUNDS, faster_reference, load_average, machine, markdown_table
+from common import (STEADY_ROUNDS, STEADY_WARMUP_MS, faster_reference, load_average, machine,
+                    markdown_table)
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 MARKER = "<!-- notes -->"
@@ -62,9 +63,11 @@ def step_caption(repeats: int) -> str:
         "on); the speed-up is against the faster of the two, which differs by shape. Each row: "
         "the three sides timed in alternating rounds, median of the round medians: 3 untimed "
         "calls per side for the numpy rows, 2 per function for the LSTM and GRU rows (the first "
-        f"compiles), then {rounds} rounds of one untimed and {max(1, repeats // rounds)} timed "
-        "calls each (a step's first call after other work runs slower than the ones right after "
-        "it; numpy rows before 7 December: one timed call per round), the LSTM and GRU rows "
+        f"compiles), then {rounds} rounds of untimed calls (at least one, and at least "
+        f"{STEADY_WARMUP_MS:g} ms of them) and {max(1, repeats // rounds)} timed calls each (a "
+        "step's first calls after other work run slower than the ones after them; until 8 "
+        "December one untimed call per round, which left the numpy step about 10% slow; numpy "
+        "rows before 7 December: one timed call per round), the LSTM and GRU rows "
         "interleaved with the forward + backward functions of the next table. "
         "rnnlab GFLOP/s = matmul FLOPs of the step / median time; "
         "matmul GFLOP/s = numpy's rate at the case's recurrent product ((B,H)@(H,H) on one "
