@@ -191,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
     cache = folder()
     if cache is None:
         if not args.quiet:
-            print("XLA cache: off (RNNLAB_XLA_CACHE is empty), nothing to prune")
+            print("XLA cache: off (RNNLAB_XLA_CACHE is empty, or TF_XLA_FLAGS names no "
+                  "folder), nothing to prune")
         return 0
     try:
         result = prune(cache, args.max_mib * MIB, dry_run=args.dry_run)
