@@ -1,10 +1,14 @@
 """The LSTM core's two layout choices, measured: its batch cut into two chains or not, and the
 time loop unrolled in Python or one tf.while_loop (rnnlab.tf_rnn.recurrence.Layout).
 
-Each variant runs in a process of its own (the step functions are traced once per process),
-its model built with the variant's Layout(n_chains, unroll_max_steps): the time of the
-first training step (tracing + XLA compilation, with an empty compilation cache) and the median
-training step after it, at the two bench shapes of bench_tf and at the pipeline's own.
+Each variant runs in processes of its own (the step functions are traced once per process),
+its model built with the variant's Layout(n_chains, unroll_max_steps), at the two bench shapes
+of bench_tf and at the pipeline's own: the first training step with an empty compilation cache
+(tracing + XLA compilation), then, in a second process that loads the program from that cache
+(as every later run of the shape does), the median training step. Until 8 December the step
+was timed in the process that had just compiled it; twice that put the while loop ahead at the
+bench's sine shape where alternating runs with the program loaded showed no lead (RESULTS.md,
+"`make bench` with the rounds warmed up by time").
 
     python benchmarks/bench_lstm_choices.py [--repeats 20]
 """
@@ -67,15 +71,23 @@ def run(repeats: int = 20) -> str:
         for variant in VARIANTS:
             with tempfile.TemporaryDirectory() as cache:
                 env = env_with_xla_cache(cache, TF_CPP_MIN_LOG_LEVEL="3")
-                out = subprocess.run([sys.executable, __file__, "--one", variant, str(index),
-                                      str(repeats)], env=env, capture_output=True, text=True,
-                                     check=True).stdout
-            result = json.loads(out.strip().splitlines()[-1])
-            rows.append([case[0], variant, f"{result['step_ms']:.2f}", f"{result['first_s']:.1f}"])
-    return ("The LSTM core's layout choices (benchmarks/bench_lstm_choices.py): median training "
-            f"step over {repeats} calls, and the first step (tracing + XLA compilation, empty "
-            "cache), each variant in a fresh process.\n\n"
-            + markdown_table(["case", "variant", "step ms", "first step s"], rows))
+                compiled, loaded = (_measure_in_a_process(variant, index, repeats, env)
+                                    for _ in range(2))
+            rows.append([case[0], variant, f"{loaded['step_ms']:.2f}",
+                         f"{compiled['first_s']:.1f}", f"{loaded['first_s']:.1f}"])
+    return ("The LSTM core's layout choices (benchmarks/bench_lstm_choices.py): each variant "
+            "in a fresh process with an empty XLA cache (its first step: tracing + compilation), "
+            "then in a second one that loads the program from that cache (its first step, and "
+            f"the median training step over {repeats} calls).\n\n"
+            + markdown_table(["case", "variant", "step ms", "first step s, compiling",
+                              "first step s, cache warm"], rows))
+
+
+def _measure_in_a_process(variant: str, index: int, repeats: int, env: dict) -> dict:
+    """measure() in a fresh process with environment `env`."""
+    out = subprocess.run([sys.executable, __file__, "--one", variant, str(index), str(repeats)],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
