@@ -15,9 +15,9 @@ SEEDS    ?= 3
 # XLA's compilation cache (~/.cache/rnnlab/xla) only grows; the targets that run TensorFlow first
 # keep its most recently used programs within this many MiB and remove the rest (rnnlab.xla_cache).
 XLA_CACHE_MAX_MIB ?= 1024
-PRUNE_XLA_CACHE   := $(BIN)/rnnlab xla-cache --quiet --max-mib $(XLA_CACHE_MAX_MIB)
 
-.PHONY: setup lock lint repro test test-fast bench compare plots capacity ablation papers deps clean-venv
+.PHONY: setup lock lint repro test test-fast bench compare plots capacity ablation papers deps clean-venv \
+        prune-xla-cache
 
 setup: $(STAMP) $(TEMPLATE)
 
@@ -64,39 +64,34 @@ lint: setup
 $(TEMPLATE): $(STAMP)
 	$(BIN)/python -m rnnlab.workflows.plots_template
 
-repro: setup
-	@$(PRUNE_XLA_CACHE)
+prune-xla-cache: setup
+	@$(BIN)/rnnlab xla-cache --quiet --max-mib $(XLA_CACHE_MAX_MIB)
+
+repro: setup prune-xla-cache
 	$(BIN)/dvc repro
 
-test: setup
-	@$(PRUNE_XLA_CACHE)
+test: setup prune-xla-cache
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
-test-fast: setup
-	@$(PRUNE_XLA_CACHE)
+test-fast: setup prune-xla-cache
 	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow"
 
-bench: setup
-	@$(PRUNE_XLA_CACHE)
+bench: setup prune-xla-cache
 	$(BIN)/rnnlab bench
 
-compare: setup
-	@$(PRUNE_XLA_CACHE)
+compare: setup prune-xla-cache
 	$(BIN)/rnnlab compare --seeds $(SEEDS) --jobs $(JOBS)
 
 plots: setup
 	$(BIN)/dvc plots show
 
-capacity: setup
-	@$(PRUNE_XLA_CACHE)
+capacity: setup prune-xla-cache
 	$(BIN)/rnnlab capacity --jobs $(JOBS) $(if $(QUICK),--quick,)
 
-ablation: setup
-	@$(PRUNE_XLA_CACHE)
+ablation: setup prune-xla-cache
 	$(BIN)/rnnlab ablation --jobs $(JOBS)
 
-papers: setup
-	@$(PRUNE_XLA_CACHE)
+papers: setup prune-xla-cache
 	$(BIN)/rnnlab papers --jobs $(JOBS)
 
 deps: setup
